@@ -1,0 +1,345 @@
+"""The course protocols. Each returns a plain result object holding numpy
+arrays (made by ``to_numpy``); drawing is optional and done by ``helpers.plotting``.
+
+* ``train_one_step``: one optimizer step on a fixed batch, then the RMS change of
+  every measured hidden activation on that same batch.
+* ``train_one_step_matrices``: one step, then four norms of ``new W - old W`` for
+  every weight matrix.
+* ``train_with_lr`` / ``lr_sweep``: train ``steps`` steps and report the mean of
+  the last 5 validation losses; sweep that over widths, learning rates, seeds.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from helpers.data import default_source, load_mnist
+from helpers.device import get_device, to_numpy
+from helpers.models import MLP
+from helpers.norms import entrywise_rms, frobenius_norm, rms, rms_to_rms_norm, spectral_norm
+from helpers.optimizers import SimpleAdam, check_positive
+
+VALIDATION_SEED = 2025  # the 64 fixed "validation" training images of the course protocol
+VALIDATION_SIZE = 64
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_mnist(source: str):
+    return load_mnist(source)
+
+
+def resolve_data(data=None):
+    """``data`` if given, else ``load_mnist(COURSE_DATA_SOURCE or "auto")``, loaded once per process."""
+    return data if data is not None else _cached_mnist(default_source())
+
+
+def _sample_indices(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, n, (size,), generator=generator)
+
+
+def _build(mlp, hiddens, seed: int, device: torch.device) -> nn.Module:
+    # Build on the CPU under a fixed seed, then move: the same init on every device.
+    torch.manual_seed(seed)
+    return mlp(hidden_sizes=tuple(hiddens)).to(device)
+
+
+def _fixed_batch(data, batch_size: int, seed: int, device):
+    (images, labels), _ = resolve_data(data)
+    index = _sample_indices(len(images), batch_size, torch.Generator().manual_seed(seed))
+    return images[index].to(device), labels[index].to(device)
+
+
+@dataclass
+class OneStepResult:
+    """RMS change of each measured activation after one step (part a / c / d)."""
+
+    label: str
+    widths: np.ndarray  # width of each measured activation (hiddens[1:])
+    fan_ins: np.ndarray  # fan-in of the layer producing it (hiddens[:-1])
+    rms_deltas: np.ndarray
+    figure: object = None
+
+    def table(self) -> str:
+        rows = [f"{'width':>6} {'fan-in':>7} {'RMS delta':>10}"]
+        rows += [f"{w:>6} {f:>7} {d:>10.4f}" for w, f, d in zip(self.widths, self.fan_ins, self.rms_deltas)]
+        return "\n".join(rows)
+
+
+def train_one_step(
+    mlp=MLP,
+    hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
+    optimizer=SimpleAdam,
+    label: str = "Adam",
+    lr: float = 0.01,
+    *,
+    data=None,
+    batch_size: int = 64,
+    seed: int = 0,
+    device=None,
+    plot: bool = True,
+    ax=None,
+) -> OneStepResult:
+    """Take one step on a fixed batch of ``batch_size`` training images and
+    measure, for every hidden activation after the first, the batch mean of
+    ``RMS_features(a_after - a_before)`` on that same batch."""
+    device = get_device(device)
+    model = _build(mlp, hiddens, seed, device)
+    opt = optimizer(model.parameters(), lr=lr)
+    images, labels = _fixed_batch(data, batch_size, seed, device)
+
+    opt.zero_grad()
+    logits, before = model(images)
+    nn.functional.cross_entropy(logits, labels).backward()
+    opt.step()
+    with torch.no_grad():
+        _, after = model(images)
+    deltas = torch.stack([rms(a - b, dim=-1).mean() for a, b in zip(after, before)])
+
+    hiddens = tuple(hiddens)
+    result = OneStepResult(label, np.array(hiddens[1:]), np.array(hiddens[:-1]), to_numpy(deltas))
+    if plot:
+        from helpers.plotting import plot_activation_deltas
+
+        result.figure = plot_activation_deltas(result, ax=ax)
+    return result
+
+
+@dataclass
+class MatrixNormsResult:
+    """Norms of ``new W - old W`` for every weight matrix after one step (part b)."""
+
+    label: str
+    shapes: list  # (fan_out, fan_in) per weight matrix, input first, readout last
+    frobenius: np.ndarray
+    spectral: np.ndarray
+    rms_to_rms: np.ndarray
+    entrywise_rms: np.ndarray
+    figure: object = None
+
+    NORMS = ("frobenius", "spectral", "rms_to_rms", "entrywise_rms")
+
+    @property
+    def fan_ins(self) -> np.ndarray:
+        return np.array([s[1] for s in self.shapes])
+
+    def table(self) -> str:
+        rows = [f"{'shape (out, in)':>16} {'Frobenius':>10} {'spectral':>10} {'RMS->RMS':>10} {'entry RMS':>10}"]
+        for i, shape in enumerate(self.shapes):
+            values = [getattr(self, n)[i] for n in self.NORMS]
+            rows.append(f"{str(tuple(shape)):>16} " + " ".join(f"{v:>10.4g}" for v in values))
+        return "\n".join(rows)
+
+
+def train_one_step_matrices(
+    mlp=MLP,
+    hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
+    optimizer=SimpleAdam,
+    label: str = "Adam",
+    lr: float = 0.01,
+    *,
+    data=None,
+    batch_size: int = 64,
+    seed: int = 0,
+    device=None,
+    plot: bool = True,
+    ax=None,
+    norm_functions=None,
+) -> MatrixNormsResult:
+    """One step on the same fixed batch as ``train_one_step`` (same seed), then
+    the Frobenius, spectral, RMS->RMS and entrywise-RMS norms of each weight
+    matrix's update ``delta = new - old`` (input and readout included).
+
+    ``norm_functions`` maps those four names to replacement functions
+    (a student's own, for instance); missing names use ``helpers.norms``.
+    """
+    functions = dict(frobenius=frobenius_norm, spectral=spectral_norm, rms_to_rms=rms_to_rms_norm,
+                     entrywise_rms=entrywise_rms)
+    functions.update(norm_functions or {})
+    device = get_device(device)
+    model = _build(mlp, hiddens, seed, device)
+    opt = optimizer(model.parameters(), lr=lr)
+    images, labels = _fixed_batch(data, batch_size, seed, device)
+    weights = [p for p in model.parameters() if p.ndim == 2]
+    old = [w.detach().clone() for w in weights]
+
+    opt.zero_grad()
+    logits, _ = model(images)
+    nn.functional.cross_entropy(logits, labels).backward()
+    opt.step()
+
+    deltas = [w.detach() - o for w, o in zip(weights, old)]
+    norms = {name: np.array([float(fn(d)) for d in deltas]) for name, fn in functions.items()}
+    result = MatrixNormsResult(label, [tuple(d.shape) for d in deltas], **norms)
+    if plot:
+        from helpers.plotting import plot_update_norms
+
+        result.figure = plot_update_norms(result, axes=ax)
+    return result
+
+
+def norm_correlations(matrices: MatrixNormsResult, deltas: OneStepResult) -> dict[str, float]:
+    """Pearson correlation, across layers, between each norm of a hidden
+    layer's update and the RMS delta of the activation that layer produces.
+
+    The measured activations come from weight matrices 1 .. L-2 (all but the
+    input layer and the readout), in order. A norm that is constant across
+    layers has no defined correlation and gets NaN.
+    """
+    produced = slice(1, 1 + len(deltas.rms_deltas))
+    out = {}
+    for name in MatrixNormsResult.NORMS:
+        values = getattr(matrices, name)[produced]
+        if np.ptp(values) <= 1e-6 * np.abs(values).max():
+            out[name] = float("nan")
+        else:
+            out[name] = float(np.corrcoef(values, deltas.rms_deltas)[0, 1])
+    return out
+
+
+def _validation_set(data, device):
+    (images, labels), _ = resolve_data(data)
+    index = _sample_indices(len(images), VALIDATION_SIZE, torch.Generator().manual_seed(VALIDATION_SEED))
+    return images[index].to(device), labels[index].to(device)
+
+
+def train_with_lr(
+    hiddens: Sequence[int] = (64, 64, 64),
+    optimizer=SimpleAdam,
+    lr: float = 0.01,
+    *,
+    steps: int = 100,
+    batch_size: int = 64,
+    seed: int = 4,
+    data=None,
+    device=None,
+    mlp=MLP,
+) -> float:
+    """Train ``steps`` steps on random batches (drawn from a generator seeded
+    with ``seed``) and return the mean of the last 5 validation losses.
+
+    As in the course, "validation" is 64 fixed training images (the same for
+    every run). A run that diverges returns NaN or inf; it never raises.
+    """
+    check_positive("lr", lr)
+    if steps < 5:
+        raise ValueError(f"steps={steps}: need at least 5 steps (the result averages the last 5 losses).")
+    device = get_device(device)
+    model = _build(mlp, hiddens, seed, device)
+    opt = optimizer(model.parameters(), lr=lr)
+    (images, labels), _ = resolve_data(data)
+    valid_images, valid_labels = _validation_set(data, device)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        index = _sample_indices(len(images), batch_size, generator)
+        opt.zero_grad()
+        logits, _ = model(images[index].to(device))
+        nn.functional.cross_entropy(logits, labels[index].to(device)).backward()
+        opt.step()
+        with torch.no_grad():
+            logits, _ = model(valid_images)
+            losses.append(nn.functional.cross_entropy(logits, valid_labels))
+    last = to_numpy(torch.stack(losses[-5:]))
+    return float(np.mean(last))
+
+
+@dataclass
+class SweepResult:
+    """Validation losses of an LR sweep: ``losses[seed, width, lr]``."""
+
+    label: str
+    widths: np.ndarray
+    lrs: np.ndarray
+    seeds: tuple
+    losses: np.ndarray
+    figure: object = field(default=None, repr=False)
+
+    @property
+    def mean_losses(self) -> np.ndarray:
+        """Mean over seeds; a learning rate that diverged for any seed is NaN."""
+        finite = np.where(np.isfinite(self.losses), self.losses, np.nan)
+        return finite.mean(axis=0)
+
+    @property
+    def best_lr(self) -> np.ndarray:
+        """Per width, the learning rate with the lowest seed-mean loss (NaN if all diverged)."""
+        mean = self.mean_losses
+        best = np.full(len(self.widths), np.nan)
+        for i, row in enumerate(mean):
+            if np.isfinite(row).any():
+                best[i] = self.lrs[np.nanargmin(row)]
+        return best
+
+    @property
+    def best_loss(self) -> np.ndarray:
+        mean = self.mean_losses
+        return np.array([np.nanmin(row) if np.isfinite(row).any() else np.nan for row in mean])
+
+    def table(self) -> str:
+        rows = [f"{'width':>6} {'best lr':>8} {'loss':>7}"]
+        rows += [f"{w:>6} {lr:>8.4g} {loss:>7.3f}" for w, lr, loss in zip(self.widths, self.best_lr, self.best_loss)]
+        return "\n".join(rows)
+
+    def plot(self, ax=None):
+        from helpers.plotting import plot_sweep
+
+        self.figure = plot_sweep(self, ax=ax)
+        return self.figure
+
+
+def _check_list(name: str, values) -> tuple:
+    values = tuple(values)
+    if not values:
+        raise ValueError(f"{name} is empty: give at least one value.")
+    return values
+
+
+def lr_sweep(
+    widths: Sequence[int],
+    lrs: Sequence[float],
+    optimizer=SimpleAdam,
+    *,
+    depth: int = 3,
+    steps: int = 100,
+    seeds: Sequence[int] = (4,),
+    data=None,
+    device=None,
+    progress: bool = True,
+    label: str | None = None,
+) -> SweepResult:
+    """``train_with_lr`` for every seed, width (``depth`` hidden layers of that
+    width) and learning rate. Diverged runs are kept as NaN/inf."""
+    from tqdm.auto import tqdm
+
+    widths = _check_list("widths", widths)
+    lrs = tuple(check_positive("every learning rate", lr) for lr in _check_list("lrs", lrs))
+    seeds = _check_list("seeds", seeds)
+    if depth < 2:
+        raise ValueError(f"depth={depth}: need at least 2 hidden layers.")
+    data = resolve_data(data)
+    device = get_device(device)
+    label = label or getattr(optimizer, "__name__", str(optimizer))
+    losses = np.empty((len(seeds), len(widths), len(lrs)))
+    bar = tqdm(total=losses.size, desc=f"LR sweep ({label})", disable=not progress, leave=False)
+    for s, seed in enumerate(seeds):
+        for w, width in enumerate(widths):
+            for k, lr in enumerate(lrs):
+                losses[s, w, k] = train_with_lr(
+                    (width,) * depth, optimizer, lr, steps=steps, seed=seed, data=data, device=device
+                )
+                bar.update()
+    bar.close()
+    return SweepResult(label, np.array(widths), np.array(lrs), seeds, losses)
+
+
+def lr_ratio(result: SweepResult, first: int = 0, last: int = -1) -> float:
+    """best_lr[first] / best_lr[last]: how far the optimum moves across widths."""
+    best = result.best_lr
+    return float(best[first] / best[last]) if math.isfinite(best[last]) else float("nan")

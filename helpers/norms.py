@@ -1,0 +1,57 @@
+"""Matrix norms of a weight update ``A`` stored as ``(fan_out, fan_in)``.
+
+For the first Adam step ``A = -lr * sign(G)``:
+
+* ``entrywise_rms(A) = lr`` for every layer (where no gradient entry is 0);
+* ``rms_to_rms_norm(A)`` is about ``lr * fan_in``: it is what sets the RMS change
+  of the layer's output, so it tracks the activation deltas.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def rms(x: torch.Tensor, dim) -> torch.Tensor:
+    """Root mean square along ``dim``: ``sqrt(mean(x**2, dim))``."""
+    return torch.sqrt(torch.mean(x**2, dim=dim))
+
+
+def _as_matrix(W: torch.Tensor) -> torch.Tensor:
+    if not isinstance(W, torch.Tensor) or W.ndim != 2:
+        shape = tuple(W.shape) if isinstance(W, torch.Tensor) else type(W).__name__
+        raise ValueError(f"Expected a 2-D matrix (fan_out, fan_in), got {shape}.")
+    W = W.detach()
+    return W.cpu() if W.device.type == "mps" else W  # matrix_norm(ord=2) needs an SVD MPS lacks
+
+
+def frobenius_norm(W: torch.Tensor) -> float:
+    """``||W||_F = sqrt(sum_ij W_ij^2)``."""
+    return torch.linalg.matrix_norm(_as_matrix(W).float(), ord="fro").item()
+
+
+def spectral_norm(W: torch.Tensor) -> float:
+    """``||W||_2``, the largest singular value: ``max_x ||W x||_2 / ||x||_2``."""
+    return torch.linalg.matrix_norm(_as_matrix(W).float(), ord=2).item()
+
+
+def rms_to_rms_norm(W: torch.Tensor) -> float:
+    """The induced operator norm between RMS-normed spaces:
+    ``max_x RMS(W x) / RMS(x) = sqrt(fan_in / fan_out) * ||W||_2``,
+    since ``RMS(y) = ||y||_2 / sqrt(dim y)``."""
+    fan_out, fan_in = _as_matrix(W).shape
+    return math.sqrt(fan_in / fan_out) * spectral_norm(W)
+
+
+def entrywise_rms(W: torch.Tensor) -> float:
+    """``sqrt(mean_ij W_ij^2) = ||W||_F / sqrt(fan_out * fan_in)``.
+
+    This is the formula the handout prints as the "RMS-RMS induced norm", but it
+    is *not* an induced (operator) norm: it measures the typical entry, not how
+    much the matrix can grow an input. For a first Adam step (entries ``±lr``)
+    it equals lr in every layer, so it cannot explain why wider fan-ins move
+    their outputs more. Use :func:`rms_to_rms_norm` for the induced norm."""
+    W = _as_matrix(W)
+    return frobenius_norm(W) / math.sqrt(W.numel())

@@ -1,0 +1,101 @@
+"""Figures from result objects. Every array comes through ``to_numpy``."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from helpers.device import to_numpy
+
+FIGURE_DIR = Path(__file__).resolve().parents[1] / "build" / "figures"
+DIVERGED_LOSS = 3.0  # a diverged run is drawn at this loss, marked with an x
+
+
+def _bars(ax, values, labels, title, ylabel):
+    values = to_numpy(values)
+    ax.bar(np.arange(len(values)), values, color="tab:blue")
+    ax.set_xticks(np.arange(len(values)), labels, rotation=45, ha="right")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+
+
+def plot_activation_deltas(result, ax=None):
+    """Bar chart of RMS activation deltas, labelled by width and fan-in."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+    labels = [f"{w}\n(fan-in {f})" for w, f in zip(result.widths, result.fan_ins)]
+    _bars(ax, result.rms_deltas, labels, f"RMS of activation deltas after one step ({result.label})", "RMS delta")
+    ax.set_xlabel("width of the activation (fan-in of the layer producing it)")
+    ax.tick_params(axis="x", rotation=0)
+    fig = fig or ax.figure
+    fig.tight_layout()
+    return fig
+
+
+NORM_TITLES = {
+    "frobenius": "Frobenius norm",
+    "spectral": "spectral norm",
+    "rms_to_rms": "RMS->RMS induced norm",
+    "entrywise_rms": "entrywise RMS (handout's formula)",
+}
+
+
+def plot_update_norms(result, axes=None, norms=tuple(NORM_TITLES)):
+    """One bar chart per norm of each weight update, labelled by shape (out, in)."""
+    if axes is None:
+        fig, axes = plt.subplots(1, len(norms), figsize=(4.5 * len(norms), 3.8))
+    axes = np.atleast_1d(axes)
+    labels = [f"{o}x{i}" for o, i in result.shapes]
+    for ax, name in zip(axes, norms):
+        _bars(ax, getattr(result, name), labels, f"{NORM_TITLES[name]} ({result.label})", "norm of update")
+        ax.set_xlabel("layer shape (fan_out x fan_in)")
+    fig = axes[0].figure
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(result, ax=None):
+    """Validation loss against learning rate (log axis), one line per width;
+    with several seeds, the mean and a min-max band. Diverged runs are clipped."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 4))
+    lrs = to_numpy(result.lrs)
+    losses = np.where(np.isfinite(result.losses), result.losses, np.inf)
+    clipped = np.minimum(losses, DIVERGED_LOSS)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(result.widths)))
+    for w, (width, color) in enumerate(zip(result.widths, colors)):
+        mean = clipped[:, w].mean(axis=0)
+        ax.plot(lrs, mean, "o-", color=color, label=f"width {width}", ms=3)
+        if clipped.shape[0] > 1:
+            ax.fill_between(lrs, clipped[:, w].min(axis=0), clipped[:, w].max(axis=0), color=color, alpha=0.2)
+        bad = (losses[:, w] >= DIVERGED_LOSS).any(axis=0)
+        ax.plot(lrs[bad], np.full(bad.sum(), DIVERGED_LOSS), "x", color=color)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("validation loss (mean of last 5)")
+    ax.set_ylim(top=DIVERGED_LOSS * 1.05)
+    n_seeds = len(result.seeds)
+    ax.set_title(f"Loss per learning rate ({result.label}, {n_seeds} seed{'s' if n_seeds > 1 else ''})")
+    ax.legend(fontsize=8, ncol=2)
+    fig = fig or ax.figure
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, name: str, subdir: str | None = None, directory: str | Path | None = None) -> Path:
+    """Write ``fig`` as ``<directory>/<subdir>/<name>.png`` (default directory:
+    ``build/figures`` at the repository root, or ``$COURSE_FIGURE_DIR``)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"Figure name {name!r}: use letters, digits, '_', '-' and '.' only.")
+    root = Path(directory or os.environ.get("COURSE_FIGURE_DIR") or FIGURE_DIR)
+    target = root / subdir if subdir else root
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path

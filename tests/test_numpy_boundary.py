@@ -1,0 +1,77 @@
+"""Tensors become numpy only in helpers.device.to_numpy (.detach().cpu()), so
+every plot and number regenerates on CUDA and MPS as on the CPU."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import helpers.device
+from helpers.experiments import lr_sweep, train_one_step, train_one_step_matrices
+from helpers.plotting import save_figure
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = [re.compile(p) for p in (r"\.numpy\(", r"__array__", r"\.cpu\(\)\.detach\(\)")]
+
+
+def sources():
+    for path in sorted((ROOT / "helpers").glob("*.py")):
+        yield path, path.read_text()
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        yield path, "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def test_no_file_converts_tensors_outside_to_numpy():
+    offenders = []
+    for path, text in sources():
+        if path.name == "device.py":
+            text = text.replace("return x.detach().cpu().numpy()", "")  # the one allowed place
+        offenders += [f"{path.relative_to(ROOT)}: {p.pattern}" for p in FORBIDDEN if p.search(text)]
+    assert not offenders, offenders
+
+
+@pytest.fixture
+def only_to_numpy_converts(monkeypatch):
+    """Make any tensor->numpy conversion other than to_numpy's raise, as CUDA does."""
+    real_numpy = torch.Tensor.numpy
+
+    def guarded_numpy(self, *args, **kwargs):
+        if sys._getframe(1).f_code is not helpers.device.to_numpy.__code__:
+            raise TypeError("tensor converted to numpy outside helpers.device.to_numpy")
+        return real_numpy(self, *args, **kwargs)
+
+    def refuse_array(self, *args, **kwargs):
+        raise TypeError("implicit np.array(tensor) outside helpers.device.to_numpy")
+
+    monkeypatch.setattr(torch.Tensor, "numpy", guarded_numpy)
+    monkeypatch.setattr(torch.Tensor, "__array__", refuse_array)
+
+
+def test_experiments_and_plots_use_only_to_numpy(mnist_subset, only_to_numpy_converts, tmp_path, device):
+    import numpy as np
+
+    with pytest.raises(TypeError):  # the guard is live
+        np.asarray(torch.ones(2))
+    assert helpers.device.to_numpy(torch.ones(2)).tolist() == [1.0, 1.0]
+    figures = [
+        train_one_step(hiddens=(8, 16, 32), data=mnist_subset, device=device).figure,
+        train_one_step_matrices(hiddens=(8, 16, 32), data=mnist_subset, device=device).figure,
+        lr_sweep((8, 16), (0.01, 0.1), seeds=(0, 1), steps=5, data=mnist_subset, device=device,
+                 progress=False).plot(),
+    ]
+    for i, fig in enumerate(figures):
+        path = save_figure(fig, f"figure_{i}", directory=tmp_path)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_save_figure_rejects_odd_names(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    with pytest.raises(ValueError, match="Figure name"):
+        save_figure(fig, "../escape", directory=tmp_path)
+    assert save_figure(fig, "ok", subdir="01_test", directory=tmp_path) == tmp_path / "01_test" / "ok.png"
