@@ -196,7 +196,7 @@ def norm_correlations(matrices: MatrixNormsResult, deltas: OneStepResult) -> dic
     out = {}
     for name in MatrixNormsResult.NORMS:
         values = getattr(matrices, name)[produced]
-        if np.ptp(values) <= 1e-6 * np.abs(values).max():
+        if np.ptp(values) <= 1e-3 * np.abs(values).max():
             out[name] = float("nan")
         else:
             out[name] = float(np.corrcoef(values, deltas.rms_deltas)[0, 1])
@@ -343,3 +343,17 @@ def lr_ratio(result: SweepResult, first: int = 0, last: int = -1) -> float:
     """best_lr[first] / best_lr[last]: how far the optimum moves across widths."""
     best = result.best_lr
     return float(best[first] / best[last]) if math.isfinite(best[last]) else float("nan")
+
+
+def fan_in_versus_width(result: OneStepResult) -> dict[str, float]:
+    """Which size do the activation deltas follow? Pearson correlations of
+    ``log(RMS delta)`` with ``log(fan-in)`` and with ``log(width)`` across the
+    measured activations, and the least-squares slope of log delta on log fan-in
+    (1 means delta proportional to fan-in)."""
+    log_delta = np.log(result.rms_deltas)
+    log_fan_in, log_width = np.log(result.fan_ins), np.log(result.widths)
+    return {
+        "corr_fan_in": float(np.corrcoef(log_delta, log_fan_in)[0, 1]),
+        "corr_width": float(np.corrcoef(log_delta, log_width)[0, 1]),
+        "slope_fan_in": float(np.polyfit(log_fan_in, log_delta, 1)[0]),
+    }

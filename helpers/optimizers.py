@@ -181,7 +181,12 @@ class SimpleShampoo(Optimizer):
         _check_matrix_or_vector(type(self).__name__, [p for g in self.param_groups for p in g["params"]])
 
     def shape_scale(self, p: torch.Tensor) -> float:
+        """Factor applied to ``U V^T``; 1 here, ``sqrt(fan_out/fan_in)`` in ScaledSimpleShampoo."""
         return 1.0
+
+    def matrix_update(self, m: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """The update direction for a weight matrix with momentum ``m``."""
+        return orthogonalize_svd(m) * self.shape_scale(p)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -199,7 +204,7 @@ class SimpleShampoo(Optimizer):
                     state["momentum"] = torch.zeros_like(p)
                 state["step"] += 1
                 m = state["momentum"].lerp_(p.grad, 1 - group["b1"])
-                update = m if p.ndim == 1 else orthogonalize_svd(m) * self.shape_scale(p)
+                update = m if p.ndim == 1 else self.matrix_update(m, p)
                 p.add_(update, alpha=-group["lr"])
         return loss
 

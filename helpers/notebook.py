@@ -1,0 +1,80 @@
+"""What every notebook does before and after its experiments: pick the device,
+load the data once, seed, save figures, and store the answers it computed in
+``build/answers/<notebook>.json`` (read by the tests and by instructors)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from helpers.data import load_mnist
+from helpers.device import get_device, seed_everything, to_numpy
+from helpers.plotting import save_figure
+
+ANSWER_DIR = Path(__file__).resolve().parents[1] / "build" / "answers"
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """True when the environment variable is 1/true/yes (for parameters-cell defaults)."""
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "detach"):
+        value = to_numpy(value)
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)  # JSON has no NaN/inf
+    return value
+
+
+class NotebookSession:
+    """Device, data and bookkeeping for one notebook run.
+
+    ``data_source=None`` skips loading MNIST (for notebooks that do not use it).
+    """
+
+    def __init__(self, name: str, *, device="auto", data_source="auto", quick=False, seed=0, save_figures=False):
+        self.name = name
+        self.quick = bool(quick)
+        self.seed = int(seed)
+        self.save_figures = bool(save_figures)
+        self.device = get_device(device)
+        seed_everything(self.seed)
+        self.data = load_mnist(data_source) if data_source else None
+        self.answers: dict = {"notebook": name, "quick": self.quick, "device": self.device.type}
+        sizes = ""
+        if self.data is not None:
+            (train, _), (valid, _) = self.data
+            sizes = f", MNIST: {len(train)} train / {len(valid)} validation images"
+            self.answers["train_size"] = len(train)
+        print(f"device: {self.device}{sizes}, quick: {self.quick}, seed: {self.seed}")
+
+    def pick(self, full, quick):
+        """``quick`` in quick mode (CI), ``full`` otherwise."""
+        return quick if self.quick else full
+
+    def save(self, fig, name: str):
+        """Save ``fig`` under build/figures/<notebook>/ when save_figures is on."""
+        if self.save_figures and fig is not None:
+            return save_figure(fig, name, subdir=self.name)
+        return None
+
+    def record(self, **answers):
+        """Store computed answers and write them to build/answers/<notebook>.json."""
+        self.answers.update(_plain(answers))
+        directory = Path(os.environ.get("COURSE_ANSWERS_DIR") or ANSWER_DIR)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"{self.name}.json").write_text(json.dumps(self.answers, indent=2))
+        return answers

@@ -1,0 +1,183 @@
+"""The numbered notebooks: committed shape (parameters cell, clean outputs,
+solution regions) and a quick papermill run whose stored answers must show the
+facts pinned in test_helpers.py."""
+
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+EXPECTED = [
+    "00_rms_scaling_theory", "01_activation_deltas", "02_update_norms", "03_mup_optimizer",
+    "04_per_weight_multipliers", "05_hyperparameter_transfer", "06_shampoo_orthogonalization",
+]
+PARAMETERS = ("device", "data_source", "quick", "seed", "save_figures")
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+QUICK_LIMIT_S = 30
+
+
+def notebook_paths():
+    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_every_homework_notebook_is_there():
+    names = [p.stem for p in notebook_paths()]
+    for name in EXPECTED:
+        assert name in names
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+def test_parameters_cell_comes_first_and_reads_the_environment(path):
+    notebook = read(path)
+    code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+    first = code_cells[0]
+    assert "parameters" in first.metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
+    for name in PARAMETERS:
+        assert re.search(rf"^{name} = ", first.source, re.M), f"parameters cell lacks {name}"
+    for variable in ("COURSE_DEVICE", "COURSE_DATA_SOURCE", "COURSE_QUICK"):
+        assert variable in first.source
+    assert notebook.metadata["kernelspec"]["name"] == "mup-course"
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+def test_committed_outputs_only_in_checked_cells(path):
+    notebook = read(path)
+    checked = 0
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        if cell.source.lstrip().startswith(CHECK_MARK):
+            checked += 1
+            assert cell.outputs, f"cell {index} is checked by nbval but has no committed output"
+            assert cell.execution_count is not None
+            for output in cell.outputs:
+                assert output.output_type == "stream", f"cell {index}: only text output is committed"
+        else:
+            assert not cell.outputs and cell.execution_count is None, f"cell {index} carries outputs"
+    assert checked >= 1 or path.stem.startswith("00_")
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+def test_solution_regions_are_well_formed(path):
+    regions = {"code": 0, "markdown": 0}
+    for index, cell in enumerate(read(path).cells):
+        depth = 0
+        for line in cell.source.splitlines():
+            if line.strip() == "### BEGIN SOLUTION":
+                assert depth == 0, f"cell {index}: nested BEGIN SOLUTION"
+                depth = 1
+                regions[cell.cell_type] += 1
+            elif line.strip() == "### END SOLUTION":
+                assert depth == 1, f"cell {index}: END SOLUTION without BEGIN"
+                depth = 0
+        assert depth == 0, f"cell {index}: BEGIN SOLUTION without END"
+    assert regions["markdown"] >= 1, regions  # every notebook asks for written answers
+    if not path.stem.startswith("05_"):  # part e only runs the sweeps; the others ask for code too
+        assert regions["code"] >= 1, regions
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """Execute every notebook once with quick=True; return {name: (answers, stdout, seconds)}."""
+    import papermill
+
+    out_dir = tmp_path_factory.mktemp("executed")
+    answers_dir = tmp_path_factory.mktemp("answers")
+    os.environ["COURSE_ANSWERS_DIR"] = str(answers_dir)
+    runs = {}
+    try:
+        for path in notebook_paths():
+            start = time.perf_counter()
+            papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=dict(quick=True),
+                                       kernel_name="mup-course", cwd=str(NOTEBOOK_DIR), progress_bar=False)
+            seconds = time.perf_counter() - start
+            executed = read(out_dir / path.name)
+            stdout = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
+                             for o in c.outputs if o.output_type == "stream")
+            runs[path.stem] = (json.loads((answers_dir / f"{path.stem}.json").read_text()), stdout, seconds)
+    finally:
+        os.environ.pop("COURSE_ANSWERS_DIR", None)
+    return runs
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_quick_run_is_fast(quick_runs, name):
+    answers, _, seconds = quick_runs[name]
+    assert answers["quick"] is True
+    assert seconds <= QUICK_LIMIT_S, f"{name} took {seconds:.1f} s with quick=True"
+
+
+def test_00_scaling_laws(quick_runs):
+    answers, stdout, _ = quick_runs["00_rms_scaling_theory"]
+    assert answers["init_max_relative_error"] < 0.15
+    assert abs(answers["signgd_slope"] - 1) < 0.05
+    assert abs(answers["signgd_ratio_to_d1"] - math.sqrt(2 / math.pi)) < 0.03
+    assert answers["signgd_d2_spread"] < 1e-9
+    assert f"d1^{answers['signgd_slope']:.3f}" in stdout
+
+
+def test_01_deltas_follow_fan_in(quick_runs):
+    answers, stdout, _ = quick_runs["01_activation_deltas"]
+    course = answers["course"]
+    assert answers["follows"] == "fan-in" and "follow the fan-in" in stdout
+    assert course["corr_fan_in"] > course["corr_width"]
+    by_fan_in = dict(zip(course["fan_ins"], course["rms_deltas"]))
+    assert min(d for f, d in zip(course["fan_ins"], course["rms_deltas"]) if f == 256) >= 3 * by_fan_in[16]
+    alternating = answers["alternating"]
+    assert alternating["narrow_over_wide"] > 3 and alternating["corr_width"] < 0 < alternating["corr_fan_in"]
+
+
+def test_02_rms_to_rms_norm_wins(quick_runs):
+    answers, stdout, _ = quick_runs["02_update_norms"]
+    assert answers["best"] == "rms_to_rms" and "=> best: rms_to_rms" in stdout
+    assert answers["correlations"]["rms_to_rms"] > 0.95
+    assert all(abs(r - 1) < 0.1 for r in answers["rms_to_rms_over_lr_fan_in"])
+    assert all(abs(e - 0.01) < 1e-4 for e in answers["entrywise_rms_hidden"])
+
+
+def test_03_mup_deltas_are_flat(quick_runs):
+    answers, _, _ = quick_runs["03_mup_optimizer"]
+    assert answers["mup_course"]["max_over_min"] <= 1.4
+    assert answers["mup_doubling"]["max_over_min"] <= 1.4
+    rules = answers["rule_comparison"]
+    assert rules["MyAdamMuP"]["step_size_spread"] == pytest.approx(1.0)
+    assert rules["SqrtFanInRule"]["step_size_spread"] > 100
+    assert rules["MyAdamMuP"]["loss_after_training"] < rules["SqrtFanInRule"]["loss_after_training"]
+    assert 0 < answers["input_mult_first_gain"] and abs(answers["input_mult_later_gain"]) < 0.02
+
+
+def test_04_multipliers_reproduce_mup(quick_runs):
+    answers, _, _ = quick_runs["04_per_weight_multipliers"]
+    assert answers["relative_gap"] < 1e-5
+    assert answers["init_gap"] < 1e-5 and answers["adam_scale_invariance_gap"] < 1e-5
+    assert answers["max_over_min"] <= 1.4
+    assert answers["worked_answer_max_over_min"] > 1.4
+
+
+def test_05_learning_rate_transfer(quick_runs):
+    answers, stdout, _ = quick_runs["05_hyperparameter_transfer"]
+    assert answers["adam_shift"] >= 10 and f"({answers['adam_shift']:.0f}x smaller)" in stdout
+    assert answers["mup_shared_count"] >= len(answers["widths"]) - 1
+    assert answers["mup_widest_loss"] <= 0.6
+
+
+def test_06_shampoo_norms(quick_runs):
+    answers, _, _ = quick_runs["06_shampoo_orthogonalization"]
+    for spectral, frobenius, shape in zip(answers["shampoo_spectral"], answers["shampoo_frobenius"],
+                                          answers["shapes"]):
+        assert spectral == pytest.approx(0.01, rel=1e-4)
+        assert frobenius == pytest.approx(0.01 * math.sqrt(min(shape)), rel=1e-4)
+    assert answers["scaled_spread"] == pytest.approx(1.0, abs=1e-4)
+    assert all(r == pytest.approx(0.01, rel=1e-4) for r in answers["scaled_rms_to_rms"])
+    assert answers["worked_rule_spread"] > 10 and answers["plain_spread"] > 10
