@@ -164,7 +164,9 @@ class SimpleAdamMuP(SimpleAdam):
 
 def orthogonalize_svd(m: torch.Tensor) -> torch.Tensor:
     """``U V^T`` from the reduced SVD ``m = U diag(s) V^T``: every singular value
-    set to 1. (Directions with singular value 0 get arbitrary unit vectors.)"""
+    set to 1. Directions with singular value 0 (a batch of 64 gives a 256x256
+    gradient rank <= 64) get arbitrary orthonormal vectors, which Newton-Schulz
+    would instead leave at 0."""
     source = m.cpu() if m.device.type == "mps" else m  # linalg.svd is not implemented on MPS
     u, _, vh = torch.linalg.svd(source.float(), full_matrices=False)
     return (u @ vh).to(device=m.device, dtype=m.dtype)
