@@ -209,7 +209,7 @@ def _validation_set(data, device):
     return images[index].to(device), labels[index].to(device)
 
 
-def train_with_lr(
+def training_curve(
     hiddens: Sequence[int] = (64, 64, 64),
     optimizer=SimpleAdam,
     lr: float = 0.01,
@@ -220,16 +220,15 @@ def train_with_lr(
     data=None,
     device=None,
     mlp=MLP,
-) -> float:
+) -> np.ndarray:
     """Train ``steps`` steps on random batches (drawn from a generator seeded
-    with ``seed``) and return the mean of the last 5 validation losses.
+    with ``seed``) and return the validation loss after every step.
 
     As in the course, "validation" is 64 fixed training images (the same for
-    every run). A run that diverges returns NaN or inf; it never raises.
-    """
+    every run). A run that diverges gives NaN or inf; it never raises."""
     check_positive("lr", lr)
-    if steps < 5:
-        raise ValueError(f"steps={steps}: need at least 5 steps (the result averages the last 5 losses).")
+    if steps < 1:
+        raise ValueError(f"steps={steps}: need at least one step.")
     device = get_device(device)
     model = _build(mlp, hiddens, seed, device)
     opt = optimizer(model.parameters(), lr=lr)
@@ -246,8 +245,28 @@ def train_with_lr(
         with torch.no_grad():
             logits, _ = model(valid_images)
             losses.append(nn.functional.cross_entropy(logits, valid_labels))
-    last = to_numpy(torch.stack(losses[-5:]))
-    return float(np.mean(last))
+    return to_numpy(torch.stack(losses))
+
+
+def train_with_lr(
+    hiddens: Sequence[int] = (64, 64, 64),
+    optimizer=SimpleAdam,
+    lr: float = 0.01,
+    *,
+    steps: int = 100,
+    batch_size: int = 64,
+    seed: int = 4,
+    data=None,
+    device=None,
+    mlp=MLP,
+) -> float:
+    """The course protocol: :func:`training_curve`, then the mean of the last 5
+    validation losses (NaN or inf for a run that diverged)."""
+    if steps < 5:
+        raise ValueError(f"steps={steps}: need at least 5 steps (the result averages the last 5 losses).")
+    curve = training_curve(hiddens, optimizer, lr, steps=steps, batch_size=batch_size, seed=seed, data=data,
+                           device=device, mlp=mlp)
+    return float(np.mean(curve[-5:]))
 
 
 @dataclass
@@ -357,3 +376,14 @@ def fan_in_versus_width(result: OneStepResult) -> dict[str, float]:
         "corr_width": float(np.corrcoef(log_delta, log_width)[0, 1]),
         "slope_fan_in": float(np.polyfit(log_fan_in, log_delta, 1)[0]),
     }
+
+
+def layer_gradient(hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024), layer: int = 6, *, data=None,
+                   batch_size: int = 64, seed: int = 0, device=None, mlp=MLP) -> torch.Tensor:
+    """The gradient of the cross-entropy with respect to ``model.layers[layer].weight``
+    on the fixed batch of ``train_one_step`` (shape (fan_out, fan_in), on ``device``)."""
+    device = get_device(device)
+    model = _build(mlp, hiddens, seed, device)
+    images, labels = _fixed_batch(data, batch_size, seed, device)
+    nn.functional.cross_entropy(model(images)[0], labels).backward()
+    return model.layers[layer].weight.grad.detach()

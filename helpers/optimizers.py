@@ -91,6 +91,36 @@ class SimpleAdam(Optimizer):
         return loss
 
 
+def assign_roles(param_groups: list[dict]) -> dict[int, str]:
+    """Map ``id(p)`` to "input", "hidden", "output" or "bias".
+
+    A group's explicit ``role`` wins. Otherwise a 1-D parameter is a bias, and among
+    the remaining 2-D parameters (in the order given) the first is the input layer,
+    the last the readout, and the rest hidden. No sizes (784, 10) are assumed."""
+    all_params = [p for group in param_groups for p in group["params"]]
+    roles = {}
+    for group in param_groups:
+        role = group.get("role")
+        if role is not None and role not in ROLES:
+            raise ValueError(f"Unknown param-group role {role!r}; use one of {ROLES}.")
+        for p in group["params"]:
+            if role is not None:
+                roles[id(p)] = role
+    matrices = [p for p in all_params if p.ndim == 2 and id(p) not in roles]
+    for p in all_params:
+        if id(p) in roles:
+            continue
+        if p.ndim == 1:
+            roles[id(p)] = "bias"
+        elif p is matrices[0]:
+            roles[id(p)] = "input"
+        elif p is matrices[-1]:
+            roles[id(p)] = "output"
+        else:
+            roles[id(p)] = "hidden"
+    return roles
+
+
 class SimpleAdamMuP(SimpleAdam):
     """Adam with muP per-layer learning rates.
 
@@ -123,32 +153,8 @@ class SimpleAdamMuP(SimpleAdam):
         self.input_mult = check_positive("input_mult", input_mult)
         self.bias_mult = check_positive("bias_mult", bias_mult)
         self.output_lr = check_positive("output_lr", output_lr)
-        all_params = [p for group in self.param_groups for p in group["params"]]
-        _check_matrix_or_vector("SimpleAdamMuP", all_params)
-        self.roles = self._assign_roles(all_params)
-
-    def _assign_roles(self, all_params) -> dict[int, str]:
-        roles = {}
-        for group in self.param_groups:
-            role = group.get("role")
-            if role is not None and role not in ROLES:
-                raise ValueError(f"Unknown param-group role {role!r}; use one of {ROLES}.")
-            for p in group["params"]:
-                if role is not None:
-                    roles[id(p)] = role
-        matrices = [p for p in all_params if p.ndim == 2 and id(p) not in roles]
-        for p in all_params:
-            if id(p) in roles:
-                continue
-            if p.ndim == 1:
-                roles[id(p)] = "bias"
-            elif p is matrices[0]:
-                roles[id(p)] = "input"
-            elif p is matrices[-1]:
-                roles[id(p)] = "output"
-            else:
-                roles[id(p)] = "hidden"
-        return roles
+        _check_matrix_or_vector("SimpleAdamMuP", [p for group in self.param_groups for p in group["params"]])
+        self.roles = assign_roles(self.param_groups)
 
     def layer_lr(self, group: dict, p: torch.Tensor) -> float:
         role = self.roles[id(p)]
@@ -222,3 +228,149 @@ class ScaledSimpleShampoo(SimpleShampoo):
     def shape_scale(self, p: torch.Tensor) -> float:
         fan_out, fan_in = fan_out_fan_in(p)
         return math.sqrt(fan_out / fan_in)
+
+
+QUINTIC = (3.4445, -4.7750, 2.0315)  # Keller Jordan's Muon coefficients: fast, not convergent (f(1) != 1)
+CUBIC = (1.5, -0.5, 0.0)  # the classic Newton-Schulz iteration: slow, converges to exactly 1
+
+
+def newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=QUINTIC, eps: float = 1e-7, dtype=None):
+    """Approximate the orthogonal factor ``U V^T`` of ``G = U S V^T`` without an SVD.
+
+    ``X = G / ||G||_F`` puts every singular value in (0, 1]; then ``steps`` times
+    ``X <- a X + (b A + c A^2) X`` with ``A = X X^T``, i.e. ``X <- p(X)`` for the odd
+    polynomial ``p(s) = a s + b s^3 + c s^5``. An odd polynomial acts on the singular
+    values alone, ``p(U S V^T) = U p(S) V^T``, so the singular vectors stay those
+    of ``G`` while each singular value follows the scalar map ``s -> p(s)``.
+    ``A`` is formed on the short side (a tall matrix is transposed and back).
+    ``dtype`` (e.g. ``torch.bfloat16``) runs the iteration in lower precision.
+    """
+    if G.ndim != 2:
+        raise ValueError(f"newton_schulz needs a matrix, got shape {tuple(G.shape)}.")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}.")
+    a, b, c = coefficients
+    X = G.to(dtype or torch.float32)
+    tall = X.shape[0] > X.shape[1]
+    if tall:
+        X = X.T
+    X = X / (torch.linalg.matrix_norm(X, ord="fro") + eps)
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + (b * A + c * (A @ A)) @ X
+    if tall:
+        X = X.T
+    return X.to(G.dtype)
+
+
+MUON_SCALES = ("spectral", "keller", "moonlight")
+
+
+def muon_shape_scale(fan_out: int, fan_in: int, scale: str) -> float:
+    """The factor Muon multiplies ``U V^T`` by.
+
+    * ``"spectral"``: ``sqrt(fan_out / fan_in)``, steepest descent under the
+      RMS->RMS norm (every update has RMS->RMS norm lr);
+    * ``"keller"``: ``sqrt(max(1, fan_out / fan_in))`` (Keller Jordan's Muon);
+    * ``"moonlight"``: ``0.2 * sqrt(max(fan_out, fan_in))``, which gives the
+      update about the entrywise RMS of an AdamW step (0.2), to reuse AdamW's lr.
+    """
+    if scale == "spectral":
+        return math.sqrt(fan_out / fan_in)
+    if scale == "keller":
+        return math.sqrt(max(1.0, fan_out / fan_in))
+    if scale == "moonlight":
+        return 0.2 * math.sqrt(max(fan_out, fan_in))
+    raise ValueError(f"Unknown Muon scale {scale!r}; use one of {MUON_SCALES}.")
+
+
+def muon_update(state: dict, grad: torch.Tensor, group: dict) -> torch.Tensor:
+    """Momentum (optionally Nesterov), Newton-Schulz, shape scale: Muon's direction."""
+    if not state:
+        state["momentum"] = torch.zeros_like(grad)
+    buffer = state["momentum"].lerp_(grad, 1 - group["momentum"])
+    direction = grad.lerp(buffer, group["momentum"]) if group["nesterov"] else buffer
+    fan_out, fan_in = grad.shape
+    return newton_schulz(direction, steps=group["ns_steps"]) * muon_shape_scale(fan_out, fan_in, group["scale"])
+
+
+class Muon(Optimizer):
+    """Muon for weight matrices: ``W <- W - lr * scale * NS(momentum)``.
+
+    Only 2-D parameters: give biases, the input layer and the readout to Adam
+    (see ``MuonAdam`` / ``muon_param_groups``)."""
+
+    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
+                 scale: str = "spectral"):
+        muon_shape_scale(1, 1, scale)  # validates the name
+        defaults = dict(lr=check_positive("lr", lr), momentum=_check_beta("momentum", momentum),
+                        nesterov=bool(nesterov), ns_steps=int(ns_steps), scale=scale)
+        super().__init__(params, defaults)
+        for index, p in enumerate(p for g in self.param_groups for p in g["params"]):
+            if p.ndim != 2:
+                raise ValueError(
+                    f"Muon orthogonalises weight matrices, but parameter {index} has shape {tuple(p.shape)}. "
+                    "Give biases (and the input and readout layers) to Adam: see helpers.optimizers.MuonAdam."
+                )
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(muon_update(self.state[p], p.grad, group), alpha=-group["lr"])
+        return loss
+
+
+def muon_param_groups(model: torch.nn.Module) -> list[dict]:
+    """Param groups with roles, in model order: hidden weight matrices for Muon;
+    the input layer (first matrix), the readout (last matrix) and all biases for Adam."""
+    params = list(model.parameters())
+    matrices = [p for p in params if p.ndim == 2]
+    if len(matrices) < 2:
+        raise ValueError("muon_param_groups needs a model with an input and a readout weight matrix.")
+    hidden = [p for p in matrices[1:-1]]
+    return [
+        {"params": [matrices[0]], "role": "input"},
+        {"params": hidden, "role": "hidden"},
+        {"params": [matrices[-1]], "role": "output"},
+        {"params": [p for p in params if p.ndim == 1], "role": "bias"},
+    ]
+
+
+class MuonAdam(Optimizer):
+    """Muon on the hidden weight matrices, SimpleAdam (``adam_lr``) on the input
+    layer, the readout and the biases, as practitioners combine them.
+
+    Takes ``model.parameters()`` (roles found by position, as in SimpleAdamMuP)
+    or the groups of ``muon_param_groups``; ``lr`` is Muon's learning rate."""
+
+    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
+                 scale: str = "spectral", adam_lr: float = 0.003, b1: float = 0.9, b2: float = 0.999):
+        muon_shape_scale(1, 1, scale)
+        defaults = dict(lr=check_positive("lr", lr), momentum=_check_beta("momentum", momentum),
+                        nesterov=bool(nesterov), ns_steps=int(ns_steps), scale=scale,
+                        adam_lr=check_positive("adam_lr", adam_lr), b1=_check_beta("b1", b1), b2=_check_beta("b2", b2))
+        super().__init__(params, defaults)
+        _check_matrix_or_vector("MuonAdam", [p for g in self.param_groups for p in g["params"]])
+        self.roles = assign_roles(self.param_groups)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if self.roles[id(p)] == "hidden":
+                    p.add_(muon_update(self.state[p], p.grad, group), alpha=-group["lr"])
+                else:
+                    p.add_(adam_direction(self.state[p], p.grad, group["b1"], group["b2"]), alpha=-group["adam_lr"])
+        return loss

@@ -17,6 +17,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 EXPECTED = [
     "00_rms_scaling_theory", "01_activation_deltas", "02_update_norms", "03_mup_optimizer",
     "04_per_weight_multipliers", "05_hyperparameter_transfer", "06_shampoo_orthogonalization",
+    "07_muon_newton_schulz", "08_muon_training",
 ]
 PARAMETERS = ("device", "data_source", "quick", "seed", "save_figures")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
@@ -183,3 +184,29 @@ def test_06_shampoo_norms(quick_runs):
     assert answers["scaled_spread"] == pytest.approx(1.0, abs=1e-4)
     assert all(r == pytest.approx(0.01, rel=1e-4) for r in answers["scaled_rms_to_rms"])
     assert answers["worked_rule_spread"] > 10 and answers["plain_spread"] > 10
+
+
+def test_07_newton_schulz_lecture(quick_runs):
+    answers, stdout, _ = quick_runs["07_muon_newton_schulz"]
+    assert answers["commute_error"] < 1e-12
+    assert answers["cubic_divergent_starts"] == [2.5]  # only the start above sqrt(3) that escapes
+    assert answers["quintic_p_of_one"] == pytest.approx(0.701, abs=1e-9)
+    low, high = answers["quintic_band"]
+    assert 0.6 <= low < 0.7 and 1.1 < high <= 1.25
+    assert answers["five_step_threshold"] < 0.01
+    float32, bfloat16 = answers["float32_errors"], answers["bfloat16_errors"]
+    assert bfloat16[-1] > 2 * float32[-1]  # bf16 noise in the empty directions is amplified
+    timing = answers["timing"]
+    assert len(timing["sizes"]) == len(timing["svd"]) == len(timing["newton_schulz"]) >= 3
+    assert all(t > 0 for t in timing["svd"] + timing["newton_schulz"])
+    assert f"p(1) = {answers['quintic_p_of_one']:.4f}" in stdout
+
+
+def test_08_muon_training_and_transfer(quick_runs):
+    answers, _, _ = quick_runs["08_muon_training"]
+    final = answers["final_losses"]
+    muon = final["Muon + Adam (lr 0.3)"]
+    assert muon <= answers["initial_loss"] - 1.0
+    assert muon < final["Adam (lr 0.01)"]
+    assert set(answers["transferring_scales"]) == {"spectral", "keller"}
+    assert answers["best_lr_spread"]["moonlight"] >= 3
