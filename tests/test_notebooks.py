@@ -210,3 +210,10 @@ def test_08_muon_training_and_transfer(quick_runs):
     assert muon < final["Adam (lr 0.01)"]
     assert set(answers["transferring_scales"]) == {"spectral", "keller"}
     assert answers["best_lr_spread"]["moonlight"] >= 3
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED if n[:2] in ("02", "03", "04", "06", "07")])
+def test_self_checks_pass_on_the_solutions(quick_runs, name):
+    answers, stdout, _ = quick_runs[name]
+    assert answers["check_passed"] is True
+    assert "PASS check_" in stdout and "FAIL" not in stdout
