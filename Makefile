@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export KERAS_BACKEND := torch
 
-.PHONY: setup run test unit notebooks lab clean
+.PHONY: setup run test unit student solutions lab clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,14 @@ run: setup
 # Unit tests, then nbval (lax, quick mode) on every notebook as committed.
 test: setup
 	COURSE_QUICK=1 $(PY) -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-kernel-name $(KERNEL) -p no:cacheprovider
+
+# One source, two releases: build/student/ (solution regions stubbed, outputs cleared) and
+# build/solutions/ (every notebook executed, HTML export, figures).
+student: setup
+	$(PY) scripts/release.py student --out build/student
+
+solutions: setup
+	$(PY) scripts/release.py solutions --out build/solutions
 
 unit: setup
 	$(PY) -m pytest tests -q

@@ -64,8 +64,10 @@ def mup_multipliers(input_size: int, hidden_sizes: Sequence[int], input_mult: fl
     """Per-layer output multipliers that make Adam behave like SimpleAdamMuP:
     ``input_mult / fan_in`` for the input layer, ``1 / fan_in`` for the hidden
     layers, and 1 for the readout (which SimpleAdamMuP gives a fixed lr instead)."""
+    ### BEGIN SOLUTION
     hidden_fan_ins = hidden_sizes[:-1]  # the readout's fan-in, hidden_sizes[-1], gets no multiplier
     return (input_mult / input_size, *(1.0 / f for f in hidden_fan_ins), 1.0)
+    ### END SOLUTION
 
 
 class ScaledMLP(MLP):
@@ -92,11 +94,15 @@ class ScaledMLP(MLP):
         super().__init__(input_size, hidden_sizes, num_classes, bias=False)
         self.multipliers = mup_multipliers(input_size, self.hidden_sizes, input_mult)
         with torch.no_grad():
+            ### BEGIN SOLUTION
             for layer, multiplier in zip(self.layers, self.multipliers):
                 layer.weight.div_(multiplier)
+            ### END SOLUTION
 
     def layer_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
         return self.multipliers[index] * self.layers[index](x)
+        ### END SOLUTION
 
     def effective_weights(self) -> list[torch.Tensor]:
         """``c_l * W_l`` for every layer: the weights of the equivalent plain MLP."""

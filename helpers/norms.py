@@ -28,7 +28,9 @@ def _as_matrix(W: torch.Tensor) -> torch.Tensor:
 
 def frobenius_norm(W: torch.Tensor) -> float:
     """``||W||_F = sqrt(sum_ij W_ij^2)``."""
+    ### BEGIN SOLUTION
     return torch.linalg.matrix_norm(_as_matrix(W).float(), ord="fro").item()
+    ### END SOLUTION
 
 
 def spectral_norm(W: torch.Tensor) -> float:
@@ -37,15 +39,19 @@ def spectral_norm(W: torch.Tensor) -> float:
     Measured in float64 on the CPU: on CUDA the float32 SVD misread the norm of
     a 256x256 update with all singular values 1 by 2e-4, larger than the
     effects the notebooks compare."""
+    ### BEGIN SOLUTION
     return torch.linalg.matrix_norm(_as_matrix(W).cpu().double(), ord=2).item()
+    ### END SOLUTION
 
 
 def rms_to_rms_norm(W: torch.Tensor) -> float:
     """The induced operator norm between RMS-normed spaces:
     ``max_x RMS(W x) / RMS(x) = sqrt(fan_in / fan_out) * ||W||_2``,
     since ``RMS(y) = ||y||_2 / sqrt(dim y)``."""
+    ### BEGIN SOLUTION
     fan_out, fan_in = _as_matrix(W).shape
     return math.sqrt(fan_in / fan_out) * spectral_norm(W)
+    ### END SOLUTION
 
 
 def entrywise_rms(W: torch.Tensor) -> float:

@@ -14,7 +14,8 @@ from helpers.data import load_mnist
 from helpers.device import get_device, seed_everything, to_numpy
 from helpers.plotting import save_figure
 
-ANSWER_DIR = Path(__file__).resolve().parents[1] / "build" / "answers"
+ROOT = Path(__file__).resolve().parents[1]
+ANSWER_DIR = ROOT / "build" / "answers"
 
 
 def env_flag(name: str, default: bool = False) -> bool:
@@ -74,7 +75,19 @@ class NotebookSession:
     def record(self, **answers):
         """Store computed answers and write them to build/answers/<notebook>.json."""
         self.answers.update(_plain(answers))
-        directory = Path(os.environ.get("COURSE_ANSWERS_DIR") or ANSWER_DIR)
+        directory = ROOT / Path(os.environ.get("COURSE_ANSWERS_DIR") or ANSWER_DIR)  # relative: from the root
         directory.mkdir(parents=True, exist_ok=True)
         (directory / f"{self.name}.json").write_text(json.dumps(self.answers, indent=2))
         return answers
+
+
+def show_source(*objects) -> None:
+    """Print where each function lives and its current source: the student's
+    code for a part that later notebooks reuse is written in ``helpers/``."""
+    import inspect
+
+    for obj in objects:
+        path = Path(inspect.getsourcefile(obj)).resolve()
+        lines, start = inspect.getsourcelines(obj)
+        print(f"# {path.relative_to(ROOT)}, line {start}: {obj.__qualname__}")
+        print("".join(lines))

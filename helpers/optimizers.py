@@ -159,6 +159,7 @@ class SimpleAdamMuP(SimpleAdam):
     def layer_lr(self, group: dict, p: torch.Tensor) -> float:
         role = self.roles[id(p)]
         fan_in = fan_out_fan_in(p)[1]
+        ### BEGIN SOLUTION
         if role == "output":
             return self.output_lr
         if role == "bias":
@@ -166,6 +167,7 @@ class SimpleAdamMuP(SimpleAdam):
         if role == "input":
             return group["lr"] * self.input_mult / fan_in
         return group["lr"] / fan_in
+        ### END SOLUTION
 
 
 def orthogonalize_svd(m: torch.Tensor) -> torch.Tensor:
@@ -173,9 +175,11 @@ def orthogonalize_svd(m: torch.Tensor) -> torch.Tensor:
     set to 1. Directions with singular value 0 (a batch of 64 gives a 256x256
     gradient rank <= 64) get arbitrary orthonormal vectors, which Newton-Schulz
     would instead leave at 0."""
+    ### BEGIN SOLUTION
     source = m.cpu() if m.device.type == "mps" else m  # linalg.svd is not implemented on MPS
     u, _, vh = torch.linalg.svd(source.float(), full_matrices=False)
     return (u @ vh).to(device=m.device, dtype=m.dtype)
+    ### END SOLUTION
 
 
 class SimpleShampoo(Optimizer):
@@ -226,8 +230,10 @@ class ScaledSimpleShampoo(SimpleShampoo):
     size, not the operator norm that sets the change in the layer's output."""
 
     def shape_scale(self, p: torch.Tensor) -> float:
+        ### BEGIN SOLUTION
         fan_out, fan_in = fan_out_fan_in(p)
         return math.sqrt(fan_out / fan_in)
+        ### END SOLUTION
 
 
 QUINTIC = (3.4445, -4.7750, 2.0315)  # Keller Jordan's Muon coefficients: fast, not convergent (f(1) != 1)
@@ -254,10 +260,12 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=QUINTIC, eps: fl
     tall = X.shape[0] > X.shape[1]
     if tall:
         X = X.T
+    ### BEGIN SOLUTION
     X = X / (torch.linalg.matrix_norm(X, ord="fro") + eps)
     for _ in range(steps):
         A = X @ X.T
         X = a * X + (b * A + c * (A @ A)) @ X
+    ### END SOLUTION
     if tall:
         X = X.T
     return X.to(G.dtype)
@@ -275,12 +283,14 @@ def muon_shape_scale(fan_out: int, fan_in: int, scale: str) -> float:
     * ``"moonlight"``: ``0.2 * sqrt(max(fan_out, fan_in))``, which gives the
       update about the entrywise RMS of an AdamW step (0.2), to reuse AdamW's lr.
     """
+    ### BEGIN SOLUTION
     if scale == "spectral":
         return math.sqrt(fan_out / fan_in)
     if scale == "keller":
         return math.sqrt(max(1.0, fan_out / fan_in))
     if scale == "moonlight":
         return 0.2 * math.sqrt(max(fan_out, fan_in))
+    ### END SOLUTION
     raise ValueError(f"Unknown Muon scale {scale!r}; use one of {MUON_SCALES}.")
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from helpers.device import to_numpy
 
-FIGURE_DIR = Path(__file__).resolve().parents[1] / "build" / "figures"
+ROOT = Path(__file__).resolve().parents[1]
+FIGURE_DIR = ROOT / "build" / "figures"
 DIVERGED_LOSS = 3.0  # a diverged run is drawn at this loss, marked with an x
 
 
@@ -90,10 +91,11 @@ def plot_sweep(result, ax=None):
 
 def save_figure(fig, name: str, subdir: str | None = None, directory: str | Path | None = None) -> Path:
     """Write ``fig`` as ``<directory>/<subdir>/<name>.png`` (default directory:
-    ``build/figures`` at the repository root, or ``$COURSE_FIGURE_DIR``)."""
+    ``build/figures`` at the repository root, or ``$COURSE_FIGURE_DIR``). A relative
+    directory is taken from the repository root, not from the kernel's folder."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"Figure name {name!r}: use letters, digits, '_', '-' and '.' only.")
-    root = Path(directory or os.environ.get("COURSE_FIGURE_DIR") or FIGURE_DIR)
+    root = ROOT / Path(directory or os.environ.get("COURSE_FIGURE_DIR") or FIGURE_DIR)  # absolute paths win
     target = root / subdir if subdir else root
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{name}.png"

@@ -75,3 +75,19 @@ def test_save_figure_rejects_odd_names(tmp_path):
     with pytest.raises(ValueError, match="Figure name"):
         save_figure(fig, "../escape", directory=tmp_path)
     assert save_figure(fig, "ok", subdir="01_test", directory=tmp_path) == tmp_path / "01_test" / "ok.png"
+
+
+def test_relative_figure_dir_is_taken_from_the_repository_root(monkeypatch, tmp_path):
+    import shutil
+
+    import matplotlib.pyplot as plt
+
+    from helpers.plotting import ROOT
+
+    monkeypatch.setenv("COURSE_FIGURE_DIR", "build/test-relative-figures")
+    monkeypatch.chdir(tmp_path)  # a kernel runs in notebooks/, not at the root
+    try:
+        path = save_figure(plt.figure(), "probe", subdir="nb")
+        assert path == ROOT / "build" / "test-relative-figures" / "nb" / "probe.png" and path.exists()
+    finally:
+        shutil.rmtree(ROOT / "build" / "test-relative-figures", ignore_errors=True)
