@@ -207,7 +207,8 @@ def test_08_muon_training_and_transfer(quick_runs):
     assert muon <= answers["initial_loss"] - 1.0
     assert muon < final["Adam (lr 0.01)"]
     assert set(answers["transferring_scales"]) == {"spectral", "keller"}
-    assert answers["best_lr_spread"]["moonlight"] >= 3
+    # one grid step or more (the grid is spaced ~3x: 0.3/0.1 is 2.9999... in floating point)
+    assert answers["best_lr_spread"]["moonlight"] > 2
 
 
 @pytest.mark.parametrize("name", [n for n in EXPECTED if n[:2] in ("02", "03", "04", "06", "07")])
