@@ -73,15 +73,10 @@ def mup_multipliers(input_size: int, hidden_sizes: Sequence[int], input_mult: fl
 class ScaledMLP(MLP):
     """muP by changing the network instead of the optimizer (part d).
 
-    Layer ``l`` computes ``c_l * (W_l x)`` with stored weights initialised to
-    ``W_init / c_l``, so the effective weight ``c_l * W_l`` (and the forward pass)
-    equals the bias-free MLP's at init. Adam's step ``-lr * m_hat/sqrt(v_hat)``
-    ignores the scale of the gradient, so the stored weight moves by the same
-    ``lr * u`` whatever ``c_l`` is, and the effective weight by ``c_l * lr * u``:
-    multiplying a layer's output by ``c_l`` acts like multiplying its learning
-    rate by ``c_l``. With ``c_l = 1/fan_in`` (``input_mult/fan_in`` for the input
-    layer) this reproduces SimpleAdamMuP. Without dividing the init by ``c_l``
-    the network would start with weights ``c_l`` times too small.
+    Layer ``l`` computes ``c_l * (W_l x)`` with ``c_l`` from :func:`mup_multipliers`,
+    and its stored weights start at ``W_init / c_l``, so that the effective weight
+    ``c_l * W_l`` (and the forward pass) equals the bias-free MLP's at init.
+    Trained with plain SimpleAdam it reproduces SimpleAdamMuP; notebook 04 asks why.
     """
 
     def __init__(

@@ -1,10 +1,6 @@
 """Matrix norms of a weight update ``A`` stored as ``(fan_out, fan_in)``.
 
-For the first Adam step ``A = -lr * sign(G)``:
-
-* ``entrywise_rms(A) = lr`` for every layer (where no gradient entry is 0);
-* ``rms_to_rms_norm(A)`` is about ``lr * fan_in``: it is what sets the RMS change
-  of the layer's output, so it tracks the activation deltas.
+Notebook 02 (part b) asks which of them predicts how far a layer's output moves.
 """
 
 from __future__ import annotations

@@ -126,9 +126,8 @@ class SimpleAdamMuP(SimpleAdam):
 
     With ``(fan_out, fan_in) = p.shape``:
 
-    * hidden weights: ``lr / fan_in`` (Adam's update has entries of size ~lr, so
-      ``dW x`` sums ``fan_in`` aligned terms; dividing by fan_in keeps the change
-      of the layer's output O(lr) at any width);
+    * hidden weights: the rate that makes one step move every layer's output by
+      the same amount at any width (part c, notebook 03: what grows with width?);
     * input weights: ``lr * input_mult / fan_in`` (the raw image is not a
       sigmoid feature: the course's fudge factor of 10);
     * readout weights: the fixed ``output_lr``, independent of ``lr``;
@@ -193,7 +192,7 @@ class SimpleShampoo(Optimizer):
         _check_matrix_or_vector(type(self).__name__, [p for g in self.param_groups for p in g["params"]])
 
     def shape_scale(self, p: torch.Tensor) -> float:
-        """Factor applied to ``U V^T``; 1 here, ``sqrt(fan_out/fan_in)`` in ScaledSimpleShampoo."""
+        """Factor applied to ``U V^T``; 1 here, the bonus's shape factor in ScaledSimpleShampoo."""
         return 1.0
 
     def matrix_update(self, m: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -222,12 +221,11 @@ class SimpleShampoo(Optimizer):
 
 
 class ScaledSimpleShampoo(SimpleShampoo):
-    """Shampoo whose matrix update is ``sqrt(fan_out / fan_in) * U V^T`` (the bonus).
-
-    ``||A||_{RMS->RMS} = sqrt(fan_in / fan_out) * ||A||_2`` and ``||U V^T||_2 = 1``,
-    so every layer's update has RMS->RMS norm exactly lr, whatever its shape.
-    Scaling by ``1/RMS(U V^T)`` or ``1/||U V^T||_F`` instead equalises an entrywise
-    size, not the operator norm that sets the change in the layer's output."""
+    """Shampoo whose matrix update ``U V^T`` is multiplied by a shape factor chosen
+    so that every layer's update has RMS->RMS norm exactly lr, whatever its shape
+    (the bonus, notebook 06). Scaling by ``1/RMS(U V^T)`` or ``1/||U V^T||_F``
+    equalises an entrywise size instead, not the operator norm that sets the
+    change of the layer's output."""
 
     def shape_scale(self, p: torch.Tensor) -> float:
         ### BEGIN SOLUTION
