@@ -64,7 +64,27 @@ def adam_direction(state: dict, grad: torch.Tensor, b1: float, b2: float) -> tor
     return m_hat / (v_hat.sqrt() + ADAM_EPS)
 
 
-class SimpleAdam(Optimizer):
+class CourseOptimizer(Optimizer):
+    """The loop every course optimizer shares: evaluate the closure if given,
+    then ``update_parameter(p, group)`` for each parameter that has a gradient."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update_parameter(p, group)
+        return loss
+
+    def update_parameter(self, p: torch.Tensor, group: dict) -> None:
+        raise NotImplementedError
+
+
+class SimpleAdam(CourseOptimizer):
     """Adam as taught: ``m = lerp(m, g, 1-b1)``, ``v = lerp(v, g^2, 1-b2)``,
     bias correction, ``W <- W - lr * m_hat / (sqrt(v_hat) + 1e-16)``."""
 
@@ -76,19 +96,9 @@ class SimpleAdam(Optimizer):
         """The learning rate for ``p``; SimpleAdamMuP overrides this."""
         return group["lr"]
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                update = adam_direction(self.state[p], p.grad, group["b1"], group["b2"])
-                p.add_(update, alpha=-self.layer_lr(group, p))
-        return loss
+    def update_parameter(self, p: torch.Tensor, group: dict) -> None:
+        update = adam_direction(self.state[p], p.grad, group["b1"], group["b2"])
+        p.add_(update, alpha=-self.layer_lr(group, p))
 
 
 def assign_roles(param_groups: list[dict]) -> dict[int, str]:
@@ -181,7 +191,7 @@ def orthogonalize_svd(m: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-class SimpleShampoo(Optimizer):
+class SimpleShampoo(CourseOptimizer):
     """Shampoo without accumulation: momentum ``m = lerp(m, g, 1-b1)``, then for
     a weight matrix ``W <- W - lr * U V^T`` where ``m = U S V^T``; a bias takes
     ``W <- W - lr * m``. ``U V^T`` has spectral norm 1, so every layer's update
@@ -199,25 +209,15 @@ class SimpleShampoo(Optimizer):
         """The update direction for a weight matrix with momentum ``m``."""
         return orthogonalize_svd(m) * self.shape_scale(p)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:  # create every piece of state this step reads
-                    state["step"] = 0
-                    state["momentum"] = torch.zeros_like(p)
-                state["step"] += 1
-                m = state["momentum"].lerp_(p.grad, 1 - group["b1"])
-                update = m if p.ndim == 1 else self.matrix_update(m, p)
-                p.add_(update, alpha=-group["lr"])
-        return loss
+    def update_parameter(self, p: torch.Tensor, group: dict) -> None:
+        state = self.state[p]
+        if not state:  # create every piece of state this step reads
+            state["step"] = 0
+            state["momentum"] = torch.zeros_like(p)
+        state["step"] += 1
+        m = state["momentum"].lerp_(p.grad, 1 - group["b1"])
+        update = m if p.ndim == 1 else self.matrix_update(m, p)
+        p.add_(update, alpha=-group["lr"])
 
 
 class ScaledSimpleShampoo(SimpleShampoo):
@@ -302,7 +302,7 @@ def muon_update(state: dict, grad: torch.Tensor, group: dict) -> torch.Tensor:
     return newton_schulz(direction, steps=group["ns_steps"]) * muon_shape_scale(fan_out, fan_in, group["scale"])
 
 
-class Muon(Optimizer):
+class Muon(CourseOptimizer):
     """Muon for weight matrices: ``W <- W - lr * scale * NS(momentum)``.
 
     Only 2-D parameters: give biases, the input layer and the readout to Adam
@@ -321,17 +321,8 @@ class Muon(Optimizer):
                     "Give biases (and the input and readout layers) to Adam: see helpers.optimizers.MuonAdam."
                 )
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(muon_update(self.state[p], p.grad, group), alpha=-group["lr"])
-        return loss
+    def update_parameter(self, p: torch.Tensor, group: dict) -> None:
+        p.add_(muon_update(self.state[p], p.grad, group), alpha=-group["lr"])
 
 
 def muon_param_groups(model: torch.nn.Module) -> list[dict]:
@@ -350,7 +341,7 @@ def muon_param_groups(model: torch.nn.Module) -> list[dict]:
     ]
 
 
-class MuonAdam(Optimizer):
+class MuonAdam(CourseOptimizer):
     """Muon on the hidden weight matrices, SimpleAdam (``adam_lr``) on the input
     layer, the readout and the biases, as practitioners combine them.
 
@@ -367,18 +358,8 @@ class MuonAdam(Optimizer):
         _check_matrix_or_vector("MuonAdam", [p for g in self.param_groups for p in g["params"]])
         self.roles = assign_roles(self.param_groups)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if self.roles[id(p)] == "hidden":
-                    p.add_(muon_update(self.state[p], p.grad, group), alpha=-group["lr"])
-                else:
-                    p.add_(adam_direction(self.state[p], p.grad, group["b1"], group["b2"]), alpha=-group["adam_lr"])
-        return loss
+    def update_parameter(self, p: torch.Tensor, group: dict) -> None:
+        if self.roles[id(p)] == "hidden":
+            p.add_(muon_update(self.state[p], p.grad, group), alpha=-group["lr"])
+        else:
+            p.add_(adam_direction(self.state[p], p.grad, group["b1"], group["b2"]), alpha=-group["adam_lr"])
