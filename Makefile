@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export KERAS_BACKEND := torch
 
-.PHONY: setup run test unit student solutions lab clean
+.PHONY: setup run test unit student solutions bench lab clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ student: setup
 
 solutions: setup
 	$(PY) scripts/release.py solutions --out build/solutions
+
+# Loop vs batched LR sweeps (Adam 7x9x100, muP 7x6x100) and every notebook's time; build/bench.json.
+bench: setup
+	$(PY) benchmarks/bench_sweeps.py
 
 unit: setup
 	$(PY) -m pytest tests -q

@@ -332,10 +332,19 @@ def lr_sweep(
     device=None,
     progress: bool = True,
     label: str | None = None,
+    batched: bool = False,
 ) -> SweepResult:
     """``train_with_lr`` for every seed, width (``depth`` hidden layers of that
-    width) and learning rate. Diverged runs are kept as NaN/inf."""
+    width) and learning rate. Diverged runs are kept as NaN/inf.
+
+    ``batched=True`` trains all seeds and learning rates of one width as one
+    stacked model (``helpers.batched``, SimpleAdam and SimpleAdamMuP only): the
+    same losses as the one-run-at-a-time loop up to float rounding in the stable
+    runs, 1.2-1.5x faster on 2 CPU cores so far (see benchmarks/), so it is not
+    yet the default."""
     from tqdm.auto import tqdm
+
+    from helpers import batched as batched_sweep
 
     widths = _check_list("widths", widths)
     lrs = tuple(check_positive("every learning rate", lr) for lr in _check_list("lrs", lrs))
@@ -346,14 +355,25 @@ def lr_sweep(
     device = get_device(device)
     label = label or getattr(optimizer, "__name__", str(optimizer))
     losses = np.empty((len(seeds), len(widths), len(lrs)))
-    bar = tqdm(total=losses.size, desc=f"LR sweep ({label})", disable=not progress, leave=False)
-    for s, seed in enumerate(seeds):
+    if batched and not batched_sweep.supports(optimizer):
+        raise ValueError(f"{label} has no batched form (only the SimpleAdam family has); use batched=False.")
+    mode = "batched over lrs and seeds" if batched else "one run at a time"
+    bar = tqdm(total=losses.size, desc=f"LR sweep ({label}, {mode})", disable=not progress, leave=False)
+    if batched:
+        valid = _validation_set(data, "cpu")
         for w, width in enumerate(widths):
-            for k, lr in enumerate(lrs):
-                losses[s, w, k] = train_with_lr(
-                    (width,) * depth, optimizer, lr, steps=steps, seed=seed, data=data, device=device
-                )
-                bar.update()
+            losses[:, w, :] = batched_sweep.sweep_width(
+                (width,) * depth, lrs, seeds, optimizer, steps=steps, batch_size=64, data=data[0], valid=valid,
+                device=device).numpy()
+            bar.update(len(seeds) * len(lrs))
+    else:
+        for s, seed in enumerate(seeds):
+            for w, width in enumerate(widths):
+                for k, lr in enumerate(lrs):
+                    losses[s, w, k] = train_with_lr(
+                        (width,) * depth, optimizer, lr, steps=steps, seed=seed, data=data, device=device
+                    )
+                    bar.update()
     bar.close()
     return SweepResult(label, np.array(widths), np.array(lrs), seeds, losses)
 
