@@ -11,6 +11,7 @@ N separate runs up to float rounding. Used by ``experiments.lr_sweep``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,7 +39,7 @@ def _batched_forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tenso
     return x
 
 
-def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, valid, device) -> torch.Tensor:
+def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, valid, device) -> np.ndarray:
     """Validation losses (mean of the last 5) of every (seed, lr) run of one
     architecture, shape [len(seeds), len(lrs)], trained as one batched model."""
     (images, labels), (valid_images, valid_labels) = data, valid
@@ -82,4 +83,4 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
                 valid_loss = nn.functional.cross_entropy(logits.flatten(0, 1), valid_targets, reduction="none")
                 losses.append(valid_loss.view(len(runs), -1).mean(1))
     last5 = torch.stack(losses).mean(0)
-    return torch.as_tensor(to_numpy(last5)).view(len(seeds), len(lrs))
+    return to_numpy(last5).reshape(len(seeds), len(lrs))

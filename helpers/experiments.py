@@ -364,7 +364,7 @@ def lr_sweep(
         for w, width in enumerate(widths):
             losses[:, w, :] = batched_sweep.sweep_width(
                 (width,) * depth, lrs, seeds, optimizer, steps=steps, batch_size=64, data=data[0], valid=valid,
-                device=device).numpy()
+                device=device)
             bar.update(len(seeds) * len(lrs))
     else:
         for s, seed in enumerate(seeds):
