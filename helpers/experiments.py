@@ -340,7 +340,7 @@ def lr_sweep(
     ``batched=True`` trains all seeds and learning rates of one width as one
     stacked model (``helpers.batched``, SimpleAdam and SimpleAdamMuP only): the
     same losses as the one-run-at-a-time loop up to float rounding in the stable
-    runs, 1.2-1.5x faster on 2 CPU cores so far (see benchmarks/), so it is not
+    runs, 1.4-1.6x faster on 2 CPU cores so far (make bench), so it is not
     yet the default."""
     from tqdm.auto import tqdm
 
