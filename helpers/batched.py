@@ -25,7 +25,8 @@ def supports(optimizer) -> bool:
     the plain ``adam_direction`` with ``layer_lr`` (SimpleAdam, SimpleAdamMuP,
     partials of them); anything else runs one model at a time."""
     probe = optimizer(MLP(input_size=3, hidden_sizes=(2, 2), num_classes=2).parameters(), lr=0.1)
-    return isinstance(probe, SimpleAdam) and type(probe).update_parameter is SimpleAdam.update_parameter
+    return (isinstance(probe, SimpleAdam) and type(probe).update_parameter is SimpleAdam.update_parameter
+            and probe.defaults["bias_correction"] and probe.defaults["zero_init"])
 
 
 def _batched_forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -50,17 +50,24 @@ def fan_out_fan_in(p: torch.Tensor) -> tuple[int, int]:
     return (p.shape[0], p.shape[1]) if p.ndim == 2 else (p.shape[0], 1)
 
 
-def adam_direction(state: dict, grad: torch.Tensor, b1: float, b2: float) -> torch.Tensor:
-    """Advance Adam's moments in ``state`` by ``grad`` and return ``m_hat / (sqrt(v_hat) + eps)``."""
+def adam_direction(state: dict, grad: torch.Tensor, b1: float, b2: float, *, bias_correction: bool = True,
+                   zero_init: bool = True) -> torch.Tensor:
+    """Advance Adam's moments in ``state`` by ``grad`` and return ``m_hat / (sqrt(v_hat) + eps)``.
+
+    ``zero_init=False`` starts the moments at the first gradient and its square
+    instead of at zero; ``bias_correction=False`` uses ``m`` and ``v`` as they are
+    instead of dividing by ``1 - b**t`` (the research notebook's ablation)."""
     if not state:
         state["step"] = 0
-        state["momentum"] = torch.zeros_like(grad)
-        state["variance"] = torch.zeros_like(grad)
+        state["momentum"] = torch.zeros_like(grad) if zero_init else grad.clone()
+        state["variance"] = torch.zeros_like(grad) if zero_init else grad.square()
     state["step"] += 1
     state["momentum"].lerp_(grad, 1 - b1)
     state["variance"].lerp_(grad.square(), 1 - b2)
-    m_hat = state["momentum"] / (1 - b1 ** state["step"])
-    v_hat = state["variance"] / (1 - b2 ** state["step"])
+    m_hat, v_hat = state["momentum"], state["variance"]
+    if bias_correction:
+        m_hat = m_hat / (1 - b1 ** state["step"])
+        v_hat = v_hat / (1 - b2 ** state["step"])
     return m_hat / (v_hat.sqrt() + ADAM_EPS)
 
 
@@ -88,8 +95,10 @@ class SimpleAdam(CourseOptimizer):
     """Adam as taught: ``m = lerp(m, g, 1-b1)``, ``v = lerp(v, g^2, 1-b2)``,
     bias correction, ``W <- W - lr * m_hat / (sqrt(v_hat) + 1e-16)``."""
 
-    def __init__(self, params, lr: float = 0.1, b1: float = 0.9, b2: float = 0.999):
-        defaults = dict(lr=check_positive("lr", lr), b1=_check_beta("b1", b1), b2=_check_beta("b2", b2))
+    def __init__(self, params, lr: float = 0.1, b1: float = 0.9, b2: float = 0.999, bias_correction: bool = True,
+                 zero_init: bool = True):
+        defaults = dict(lr=check_positive("lr", lr), b1=_check_beta("b1", b1), b2=_check_beta("b2", b2),
+                        bias_correction=bool(bias_correction), zero_init=bool(zero_init))
         super().__init__(params, defaults)
 
     def layer_lr(self, group: dict, p: torch.Tensor) -> float:
@@ -97,7 +106,8 @@ class SimpleAdam(CourseOptimizer):
         return group["lr"]
 
     def update_parameter(self, p: torch.Tensor, group: dict) -> None:
-        update = adam_direction(self.state[p], p.grad, group["b1"], group["b2"])
+        update = adam_direction(self.state[p], p.grad, group["b1"], group["b2"],
+                                bias_correction=group["bias_correction"], zero_init=group["zero_init"])
         p.add_(update, alpha=-self.layer_lr(group, p))
 
 
