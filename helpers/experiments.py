@@ -12,7 +12,6 @@ arrays (made by ``to_numpy``); drawing is optional and done by ``helpers.plottin
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -376,12 +375,6 @@ def lr_sweep(
                     bar.update()
     bar.close()
     return SweepResult(label, np.array(widths), np.array(lrs), seeds, losses)
-
-
-def lr_ratio(result: SweepResult, first: int = 0, last: int = -1) -> float:
-    """best_lr[first] / best_lr[last]: how far the optimum moves across widths."""
-    best = result.best_lr
-    return float(best[first] / best[last]) if math.isfinite(best[last]) else float("nan")
 
 
 def fan_in_versus_width(result: OneStepResult) -> dict[str, float]:

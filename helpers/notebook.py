@@ -18,12 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ANSWER_DIR = ROOT / "build" / "answers"
 
 
-def env_flag(name: str, default: bool = False) -> bool:
-    """True when the environment variable is 1/true/yes (for parameters-cell defaults)."""
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
-
-
 def _plain(value):
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}

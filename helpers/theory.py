@@ -7,8 +7,6 @@ everything i.i.d. standard Gaussian. The closed forms are the student's answer
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from helpers.norms import rms
