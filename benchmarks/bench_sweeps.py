@@ -4,8 +4,12 @@
 
 In one process on one machine: (a) the per-run loop exactly as the course
 protocol does it and (b) the batched sweep, for the Adam sweep (7 widths x 9
-learning rates x 100 steps) and the muP sweep (7 x 6 x 100); then every notebook
-under papermill at full size. Prints a table and writes build/bench.json.
+learning rates x 100 steps) and the muP sweep (7 x 6 x 100), each width timed
+``--repeats`` times alternating loop and batched, the fastest timing counting (a
+shared machine's load only ever adds time); then every notebook under papermill
+at full size. Prints a table and writes build/bench.json. "max |diff|" is the
+largest loss difference on runs below the loop's best learning rate (the stable
+regime; above it training is chaotic and last-bit differences grow).
 """
 
 from __future__ import annotations
@@ -44,27 +48,57 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
+def time_sweep(optimizer, lrs, data, device, repeats: int):
+    """Per width, the fastest of ``repeats`` timings of the loop and of the batched
+    sweep (alternating, so both see the same machine load), and both results."""
+    loop_s = np.full((repeats, len(WIDTHS)), np.inf)
+    fast_s = np.full((repeats, len(WIDTHS)), np.inf)
+    for r in range(repeats):
+        for w, width in enumerate(WIDTHS):
+            loop, loop_s[r, w] = timed(lambda: lr_sweep((width,), lrs, optimizer, data=data, device=device,
+                                                        progress=False, batched=False))
+            fast, fast_s[r, w] = timed(lambda: lr_sweep((width,), lrs, optimizer, data=data, device=device,
+                                                        progress=False, batched=True))
+            if r == 0:
+                loop_losses = loop.losses if w == 0 else np.concatenate([loop_losses, loop.losses], axis=1)
+                fast_losses = fast.losses if w == 0 else np.concatenate([fast_losses, fast.losses], axis=1)
+    return loop_s.min(0), fast_s.min(0), loop_losses, fast_losses
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-notebooks", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="timings per sweep and width; the fastest counts")
     args = parser.parse_args(argv)
     device = get_device()
     data = load_mnist(default_source())
     report = {"device": str(device), "machine": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "train_images": len(data[0][0]), "sweeps": {}}
-    print(f"device {device}, {torch.get_num_threads()} threads, {len(data[0][0])} training images")
-    print(f"{'sweep':<20} {'loop (s)':>9} {'batched (s)':>12} {'speed-up':>9} {'max |diff|':>11} {'same best lr':>13}")
+              "threads": torch.get_num_threads(), "train_images": len(data[0][0]), "repeats": args.repeats,
+              "widths": list(WIDTHS), "sweeps": {}}
+    print(f"device {device}, {torch.get_num_threads()} threads, {len(data[0][0])} training images, "
+          f"fastest of {args.repeats} timings")
+    rows = []
     for name, (optimizer, lrs) in SWEEPS.items():
-        loop, t_loop = timed(lambda: lr_sweep(WIDTHS, lrs, optimizer, data=data, device=device, progress=False,
-                                              batched=False))
-        fast, t_fast = timed(lambda: lr_sweep(WIDTHS, lrs, optimizer, data=data, device=device, progress=False,
-                                              batched=True))
-        below = loop.lrs[None, None, :] < loop.best_lr[None, :, None]
-        diff = float(np.abs(fast.losses - loop.losses)[below].max())
-        same = bool(np.array_equal(fast.best_lr, loop.best_lr))
-        report["sweeps"][name] = dict(loop_s=t_loop, batched_s=t_fast, speedup=t_loop / t_fast,
-                                      max_diff_below_best=diff, same_best_lr=same)
-        print(f"{name:<20} {t_loop:9.2f} {t_fast:12.2f} {t_loop / t_fast:8.1f}x {diff:11.1e} {str(same):>13}")
+        loop_s, fast_s, loop_losses, fast_losses = time_sweep(optimizer, lrs, data, device, args.repeats)
+        lrs = np.array(lrs)
+        mean_loop, mean_fast = loop_losses.mean(0), fast_losses.mean(0)
+        best_loop, best_fast = lrs[mean_loop.argmin(1)], lrs[mean_fast.argmin(1)]
+        below = lrs[None, None, :] < best_loop[None, :, None]
+        diff = float(np.abs(fast_losses - loop_losses)[below].max())
+        report["sweeps"][name] = dict(
+            loop_s=float(loop_s.sum()), batched_s=float(fast_s.sum()), speedup=float(loop_s.sum() / fast_s.sum()),
+            loop_s_per_width=loop_s.tolist(), batched_s_per_width=fast_s.tolist(),
+            max_diff_below_best=diff, best_lr_loop=best_loop.tolist(), best_lr_batched=best_fast.tolist())
+        rows.append((name, loop_s, fast_s, diff, best_loop, best_fast))
+    print(f"{'sweep':<20} {'loop (s)':>9} {'batched (s)':>12} {'speed-up':>9} {'max |diff|':>11}  best lr per width")
+    for name, loop_s, fast_s, diff, best_loop, best_fast in rows:
+        same = "same" if np.array_equal(best_loop, best_fast) else f"loop {best_loop} / batched {best_fast}"
+        print(f"{name:<20} {loop_s.sum():9.2f} {fast_s.sum():12.2f} {loop_s.sum() / fast_s.sum():8.1f}x "
+              f"{diff:11.1e}  {same}")
+    print("per width (loop s / batched s):")
+    for name, loop_s, fast_s, *_ in rows:
+        cells = "  ".join(f"{w}: {a:.2f}/{b:.2f}" for w, a, b in zip(WIDTHS, loop_s, fast_s))
+        print(f"  {name:<20} {cells}")
     if not args.skip_notebooks:
         import run_notebooks
 

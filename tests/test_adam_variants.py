@@ -42,8 +42,8 @@ def test_closed_forms_of_the_course_betas():
     assert first_step_factor(0.9, 0.999, False, False) == pytest.approx(1.0)
 
 
-def test_defaults_are_unchanged_and_variants_are_not_batched():
+def test_defaults_are_unchanged_and_variants_are_batched():
     assert SimpleAdam([torch.nn.Parameter(torch.ones(2))]).defaults["bias_correction"] is True
     assert SimpleAdam([torch.nn.Parameter(torch.ones(2))]).defaults["zero_init"] is True
     assert batched.supports(SimpleAdam)
-    assert not batched.supports(lambda params, lr: SimpleAdam(params, lr=lr, zero_init=False))
+    assert batched.supports(lambda params, lr: SimpleAdam(params, lr=lr, zero_init=False))
