@@ -26,7 +26,7 @@ VARIANTS = {
 
 @pytest.mark.parametrize("optimizer, lrs", [
     (SimpleAdam, (0.0001, 0.001, 0.01)),
-    (SimpleAdamMuP, (0.03, 0.3, 1.0)),
+    (SimpleAdamMuP, (0.03, 0.1, 0.3)),
     (functools.partial(SimpleAdamMuP, input_mult=3.0), (0.3, 1.0)),
     (functools.partial(SimpleAdam, b1=0.95, b2=0.95, zero_init=False), (0.0003, 0.003)),
     (VARIANTS["ZI only"], (0.0001, 0.001)),
