@@ -208,7 +208,7 @@ def _validation_set(data, device):
     return images[index].to(device), labels[index].to(device)
 
 
-def training_curve(
+def train_model(
     hiddens: Sequence[int] = (64, 64, 64),
     optimizer=SimpleAdam,
     lr: float = 0.01,
@@ -219,23 +219,29 @@ def training_curve(
     data=None,
     device=None,
     mlp=MLP,
-) -> np.ndarray:
+    lr_factor=None,
+) -> tuple[nn.Module, np.ndarray]:
     """Train ``steps`` steps on random batches (drawn from a generator seeded
-    with ``seed``) and return the validation loss after every step.
+    with ``seed``); return the model and the validation loss after every step.
 
     As in the course, "validation" is 64 fixed training images (the same for
-    every run). A run that diverges gives NaN or inf; it never raises."""
+    every run). ``lr_factor(t)``, if given, scales every group's learning rate at
+    step t = 1, 2, ... (a schedule). A run that diverges gives NaN or inf; it never raises."""
     check_positive("lr", lr)
     if steps < 1:
         raise ValueError(f"steps={steps}: need at least one step.")
     device = get_device(device)
     model = _build(mlp, hiddens, seed, device)
     opt = optimizer(model.parameters(), lr=lr)
+    base_lrs = [group["lr"] for group in opt.param_groups]
     (images, labels), _ = resolve_data(data)
     valid_images, valid_labels = _validation_set(data, device)
     generator = torch.Generator().manual_seed(seed)
     losses = []
-    for _ in range(steps):
+    for step in range(1, steps + 1):
+        if lr_factor is not None:
+            for group, base in zip(opt.param_groups, base_lrs):
+                group["lr"] = base * lr_factor(step)
         index = _sample_indices(len(images), batch_size, generator)
         opt.zero_grad()
         logits, _ = model(images[index].to(device))
@@ -244,7 +250,12 @@ def training_curve(
         with torch.no_grad():
             logits, _ = model(valid_images)
             losses.append(nn.functional.cross_entropy(logits, valid_labels))
-    return to_numpy(torch.stack(losses))
+    return model, to_numpy(torch.stack(losses))
+
+
+def training_curve(*args, **kwargs) -> np.ndarray:
+    """The validation loss after every step of :func:`train_model` (same arguments)."""
+    return train_model(*args, **kwargs)[1]
 
 
 def train_with_lr(

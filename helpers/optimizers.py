@@ -50,13 +50,14 @@ def fan_out_fan_in(p: torch.Tensor) -> tuple[int, int]:
     return (p.shape[0], p.shape[1]) if p.ndim == 2 else (p.shape[0], 1)
 
 
-def adam_direction(state: dict, grad: torch.Tensor, b1: float, b2: float, *, bias_correction: bool = True,
-                   zero_init: bool = True) -> torch.Tensor:
-    """Advance Adam's moments in ``state`` by ``grad`` and return ``m_hat / (sqrt(v_hat) + eps)``.
+def adam_moments(state: dict, grad: torch.Tensor, b1: float, b2: float, *, bias_correction: bool = True,
+                 zero_init: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advance Adam's moments in ``state`` by ``grad``; return ``(m_hat, v_hat)``.
 
-    ``zero_init=False`` starts the moments at the first gradient and its square
-    instead of at zero; ``bias_correction=False`` uses ``m`` and ``v`` as they are
-    instead of dividing by ``1 - b**t`` (the research notebook's ablation)."""
+    ``m <- lerp(m, g, 1-b1)``, ``v <- lerp(v, g^2, 1-b2)``, then ``m_hat = m / (1 - b1^t)``
+    and ``v_hat = v / (1 - b2^t)``. ``zero_init=False`` starts the moments at the
+    first gradient and its square instead of at zero; ``bias_correction=False``
+    uses ``m`` and ``v`` as they are (the research notebook's ablation, 09)."""
     if not state:
         state["step"] = 0
         state["momentum"] = torch.zeros_like(grad) if zero_init else grad.clone()
@@ -68,6 +69,13 @@ def adam_direction(state: dict, grad: torch.Tensor, b1: float, b2: float, *, bia
     if bias_correction:
         m_hat = m_hat / (1 - b1 ** state["step"])
         v_hat = v_hat / (1 - b2 ** state["step"])
+    return m_hat, v_hat
+
+
+def adam_direction(state: dict, grad: torch.Tensor, b1: float, b2: float, *, bias_correction: bool = True,
+                   zero_init: bool = True) -> torch.Tensor:
+    """Advance Adam's moments (``adam_moments``) and return ``m_hat / (sqrt(v_hat) + eps)``."""
+    m_hat, v_hat = adam_moments(state, grad, b1, b2, bias_correction=bias_correction, zero_init=zero_init)
     return m_hat / (v_hat.sqrt() + ADAM_EPS)
 
 
@@ -109,6 +117,27 @@ class SimpleAdam(CourseOptimizer):
         update = adam_direction(self.state[p], p.grad, group["b1"], group["b2"],
                                 bias_correction=group["bias_correction"], zero_init=group["zero_init"])
         p.add_(update, alpha=-self.layer_lr(group, p))
+
+
+class EpsilonScheduledAdam(SimpleAdam):
+    """SimpleAdam whose epsilon changes with the step (notebook 10):
+    ``W <- W - lr * m_hat / (sqrt(v_hat) + eps_t)``.
+
+    ``eps_schedule(t, v_hat)`` gives ``eps_t`` for steps t = 1, 2, ...: a number, or
+    a tensor shaped like the parameter (one epsilon per coordinate, which is what
+    reproducing a learning-rate schedule takes: see ``helpers.schedules``)."""
+
+    def __init__(self, params, lr: float = 0.01, b1: float = 0.9, b2: float = 0.999, *, eps_schedule):
+        if not callable(eps_schedule):
+            raise TypeError("eps_schedule must be a function (step, v_hat) -> epsilon, e.g. from helpers.schedules.")
+        super().__init__(params, lr=lr, b1=b1, b2=b2)
+        self.eps_schedule = eps_schedule
+
+    def update_parameter(self, p: torch.Tensor, group: dict) -> None:
+        state = self.state[p]
+        m_hat, v_hat = adam_moments(state, p.grad, group["b1"], group["b2"])
+        eps = self.eps_schedule(state["step"], v_hat)
+        p.add_(m_hat / (v_hat.sqrt() + eps), alpha=-self.layer_lr(group, p))
 
 
 def assign_roles(param_groups: list[dict]) -> dict[int, str]:
