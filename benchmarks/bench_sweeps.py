@@ -53,6 +53,7 @@ def time_sweep(optimizer, lrs, data, device, repeats: int):
     sweep (alternating, so both see the same machine load), and both results."""
     loop_s = np.full((repeats, len(WIDTHS)), np.inf)
     fast_s = np.full((repeats, len(WIDTHS)), np.inf)
+    loop_losses, fast_losses = [], []  # [seed, lr] per width, from the first repeat
     for r in range(repeats):
         for w, width in enumerate(WIDTHS):
             loop, loop_s[r, w] = timed(lambda: lr_sweep((width,), lrs, optimizer, data=data, device=device,
@@ -60,9 +61,9 @@ def time_sweep(optimizer, lrs, data, device, repeats: int):
             fast, fast_s[r, w] = timed(lambda: lr_sweep((width,), lrs, optimizer, data=data, device=device,
                                                         progress=False, batched=True))
             if r == 0:
-                loop_losses = loop.losses if w == 0 else np.concatenate([loop_losses, loop.losses], axis=1)
-                fast_losses = fast.losses if w == 0 else np.concatenate([fast_losses, fast.losses], axis=1)
-    return loop_s.min(0), fast_s.min(0), loop_losses, fast_losses
+                loop_losses.append(loop.losses[:, 0])
+                fast_losses.append(fast.losses[:, 0])
+    return loop_s.min(0), fast_s.min(0), np.stack(loop_losses, axis=1), np.stack(fast_losses, axis=1)
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,6 @@
 schedule), the three-phase schedule, and the linear-regression problem of notebook 11."""
 
 import functools
-import math
 
 import numpy as np
 import pytest
