@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from helpers.device import to_numpy
-from helpers.experiments import lr_sweep, train_model
+from helpers.experiments import _build, lr_sweep, train_model
 from helpers.models import MLP
 from helpers.optimizers import ADAM_EPS, EpsilonScheduledAdam, SimpleAdam
 from helpers.schedules import cosine_lr_factor, matching_epsilon, three_phase_epsilon
@@ -133,8 +133,7 @@ def epsilon_equivalence(hiddens=(128, 128, 128), lr: float = 0.01, *, steps: int
     common = dict(steps=steps, seed=seed, data=data, device=device)
     model_lr, curve_lr = train_model(hiddens, SimpleAdam, lr, lr_factor=factor, **common)
     model_eps, curve_eps = train_model(hiddens, scheduled, lr, **common)
-    torch.manual_seed(seed)  # the initial weights, built as train_model builds them
-    model_0 = MLP(hidden_sizes=tuple(hiddens)).to(next(model_lr.parameters()).device)
+    model_0 = _build(MLP, hiddens, seed, next(model_lr.parameters()).device)  # train_model's initial weights
     moved = parameters_distance(model_lr, model_0)
     eps = torch.cat(last_eps)
     quantiles = torch.quantile(eps.double().cpu()[:: max(1, len(eps) // 100000)],
