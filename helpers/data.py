@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import sys
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -25,6 +26,9 @@ SUBSET_SHA256 = "fa19f1ede8d2cac732a647d81f182919c9d9aa0dc79d15b29c1e1d65168f3f8
 # The sha256 keras itself pins for mnist.npz (keras.datasets.mnist.load_data).
 FULL_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 SOURCES = ("auto", "full", "subset")
+# After a failed download, "auto" uses the subset without trying again for this long (an offline
+# student would otherwise wait for the attempt in every notebook).
+RETRY_AFTER_S = 3600
 
 MNIST = tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -120,6 +124,57 @@ def _load_full(download: bool = True) -> MNIST:
     return _to_tensors(arrays["x_train"], arrays["y_train"]), _to_tensors(arrays["x_test"], arrays["y_test"])
 
 
+def _failure_marker() -> Path:
+    return mnist_cache_path().with_name("mnist.download-failed")
+
+
+def _recent_failure() -> str | None:
+    """The reason of a download failure less than RETRY_AFTER_S ago, else None."""
+    marker = _failure_marker()
+    try:
+        if time.time() - marker.stat().st_mtime < RETRY_AFTER_S:
+            return marker.read_text().strip() or "an earlier download attempt failed"
+    except OSError:
+        pass
+    return None
+
+
+def _remember_failure(reason: str) -> None:
+    try:
+        _failure_marker().parent.mkdir(parents=True, exist_ok=True)
+        _failure_marker().write_text(reason)
+    except OSError:  # a read-only cache only costs the next notebook one more attempt
+        pass
+
+
+def _check_source(source) -> str:
+    if not isinstance(source, str) or source.strip().lower() not in SOURCES:
+        raise ValueError(f"Unknown MNIST source {source!r}; valid sources are {', '.join(map(repr, SOURCES))}.")
+    return source.strip().lower()
+
+
+def resolve_source(source: str = "auto") -> str:
+    """``"full"`` or ``"subset"``: what ``load_mnist(source)`` would load, decided once.
+
+    ``"auto"`` is ``"full"`` when the cache holds MNIST or one download attempt
+    succeeds (it then stays cached), else ``"subset"``; a failed attempt is
+    remembered for RETRY_AFTER_S. The notebook runners call this once and pass the
+    answer to every notebook, so no notebook tries the download again.
+    """
+    source = _check_source(source)
+    if source != "auto":
+        return source
+    if mnist_cache_path().exists():
+        return "full"
+    if _recent_failure() is None:
+        try:
+            _download_full_mnist(mnist_cache_path())
+            return "full"
+        except MNISTUnavailableError as error:
+            _remember_failure(str(error).splitlines()[0][:300])
+    return "subset"
+
+
 def load_mnist(source: str = "auto") -> MNIST:
     """Load MNIST as ``(train_images, train_labels), (valid_images, valid_labels)``.
 
@@ -130,24 +185,31 @@ def load_mnist(source: str = "auto") -> MNIST:
       * ``"subset"``: 5000 real MNIST training digits shipped in ``data/``
         (4000 train / 1000 validation, 400 / 100 per class).
       * ``"auto"``: full when cached or downloadable, else the subset, with a warning.
+        A failed download is remembered for an hour (``RETRY_AFTER_S``): until then
+        ``"auto"`` goes straight to the subset, still with the warning.
 
     A file that exists but has the wrong sha256 or cannot be read raises
     ``DataFileError`` naming the file and the fix; it is never used or deleted.
     The default can be set with the environment variable ``COURSE_DATA_SOURCE``.
     """
-    if not isinstance(source, str) or source.strip().lower() not in SOURCES:
-        raise ValueError(f"Unknown MNIST source {source!r}; valid sources are {', '.join(map(repr, SOURCES))}.")
-    source = source.strip().lower()
+    source = _check_source(source)
     if source == "subset":
         return _load_subset()
     if source == "full":
         return _load_full()
+    earlier = None if mnist_cache_path().exists() else _recent_failure()
     try:
+        if earlier is not None:
+            raise MNISTUnavailableError(f"not retried within {RETRY_AFTER_S // 60} minutes of a failed attempt: "
+                                        f"{earlier}")
         return _load_full()
     except MNISTUnavailableError as error:
+        if earlier is None:
+            _remember_failure(str(error).splitlines()[0][:300])
         warnings.warn(
-            f"Full MNIST unavailable ({str(error).splitlines()[0][:120]}); using the 5000-digit offline subset "
-            "in data/: figures will differ slightly from full-MNIST ones.",
+            f"Full MNIST unavailable ({str(error).splitlines()[0][:160]}); using the 5000-digit offline subset "
+            "in data/: figures will differ slightly from full-MNIST ones. Pass data_source='subset' (or set "
+            "COURSE_DATA_SOURCE=subset) to skip the attempt.",
             stacklevel=2,
         )
         return _load_subset()

@@ -40,25 +40,23 @@ class NotebookSession:
     ``data_source=None`` skips loading MNIST (for notebooks that do not use it).
     """
 
-    def __init__(self, name: str, *, device="auto", data_source="auto", quick=False, seed=0, save_figures=False):
+    def __init__(self, name: str, *, device="auto", data_source="auto", seed=0, save_figures=False):
         self.name = name
-        self.quick = bool(quick)
         self.seed = int(seed)
         self.save_figures = bool(save_figures)
         self.device = get_device(device)
+        if os.environ.get("COURSE_EXECUTION_LOG"):  # the test suite counts executions: one per notebook
+            with open(os.environ["COURSE_EXECUTION_LOG"], "a") as log:
+                log.write(f"{name}\t{Path.cwd().resolve()}\n")
         seed_everything(self.seed)
         self.data = load_mnist(data_source) if data_source else None
-        self.answers: dict = {"notebook": name, "quick": self.quick, "device": self.device.type}
+        self.answers: dict = {"notebook": name, "device": self.device.type}
         sizes = ""
         if self.data is not None:
             (train, _), (valid, _) = self.data
             sizes = f", MNIST: {len(train)} train / {len(valid)} validation images"
             self.answers["train_size"] = len(train)
-        print(f"device: {self.device}{sizes}, quick: {self.quick}, seed: {self.seed}")
-
-    def pick(self, full, quick):
-        """``quick`` in quick mode (CI), ``full`` otherwise."""
-        return quick if self.quick else full
+        print(f"device: {self.device}{sizes}, seed: {self.seed}")
 
     def save(self, fig, name: str):
         """Save ``fig`` under build/figures/<notebook>/ when save_figures is on."""
@@ -66,13 +64,14 @@ class NotebookSession:
             return save_figure(fig, name, subdir=self.name)
         return None
 
-    def record(self, **answers):
-        """Store computed answers and write them to build/answers/<notebook>.json."""
+    def record(self, **answers) -> None:
+        """Store computed answers and write them to build/answers/<notebook>.json
+        (``$COURSE_ANSWERS_DIR`` overrides the folder). Returns None, so a cell that
+        ends with it prints nothing."""
         self.answers.update(_plain(answers))
         directory = ROOT / Path(os.environ.get("COURSE_ANSWERS_DIR") or ANSWER_DIR)  # relative: from the root
         directory.mkdir(parents=True, exist_ok=True)
         (directory / f"{self.name}.json").write_text(json.dumps(self.answers, indent=2))
-        return answers
 
 
 def show_source(*objects) -> None:

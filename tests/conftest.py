@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from pathlib import Path
@@ -36,3 +37,52 @@ def no_course_env(monkeypatch):
     for name in ("COURSE_DEVICE", "COURSE_DATA_SOURCE", "COURSE_DATA_CACHE"):
         monkeypatch.delenv(name, raising=False)
     return os.environ
+
+
+# ---------------------------------------------------------------- the notebooks, executed once per test run
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+class NotebookRun:
+    """One executed notebook: its recorded answers, its printed text and the executed cells."""
+
+    def __init__(self, name, execution, answers_dir):
+        import nbformat
+
+        self.name, self.seconds, self.error = name, execution.seconds, execution.error
+        self.notebook = nbformat.read(execution.output, as_version=4) if execution.output.exists() else None
+        answers = answers_dir / f"{name}.json"
+        self.answers = json.loads(answers.read_text()) if answers.exists() else {}
+        cells = self.notebook.cells if self.notebook is not None else []
+        self.stdout = "".join(o.get("text", "") for c in cells if c.cell_type == "code"
+                              for o in c.outputs if o.output_type == "stream" and o.name == "stdout")
+
+    def require(self):
+        """Fail the calling test with the notebook's own error if it did not run to the end."""
+        if self.error:
+            pytest.fail(f"{self.name} failed to execute: {self.error}")
+        return self
+
+
+class ExecutedNotebooks(dict):
+    """{name: NotebookRun} of every numbered notebook, each executed exactly once (at full size,
+    two kernels at a time on this machine) when a test first asks; ``executions`` counts them."""
+
+    executions: dict
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, name).require()
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(tmp_path_factory):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import run_notebooks
+
+    out_dir, answers_dir = tmp_path_factory.mktemp("executed"), tmp_path_factory.mktemp("answers")
+    paths = run_notebooks.numbered_notebooks()
+    results = run_notebooks.execute_all(paths, out_dir, data_source=os.environ.get("COURSE_DATA_SOURCE", "auto"),
+                                        answers_dir=answers_dir)
+    runs = ExecutedNotebooks({name: NotebookRun(name, execution, answers_dir) for name, execution in results.items()})
+    runs.executions = {name: 1 for name in results}
+    return runs
