@@ -117,7 +117,8 @@ def execute_all(notebooks: list[Path], out_dir: Path, *, jobs: int | None = None
 
     jobs = jobs or default_jobs()
     source = resolve_source(data_source)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # COURSE_KERNEL_THREADS pins the threads per kernel (for a machine shared with other work).
+    threads = int(os.environ.get("COURSE_KERNEL_THREADS") or 0) or max(1, (os.cpu_count() or 1) // jobs)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
