@@ -1,10 +1,11 @@
-"""Re-execute the notebooks (quick mode) and store outputs only for the cells
-marked ``# NBVAL_CHECK_OUTPUT``; every other cell is left without outputs.
+"""Re-execute the notebooks and store outputs only for the cells marked
+``# NBVAL_CHECK_OUTPUT`` (the marker nbval used; the suite keeps its meaning); every
+other cell is left without outputs.
 
     python scripts/refresh_checked_outputs.py [NOTEBOOK ...]
 
-Run it after editing a checked cell: nbval (``make test``) compares those
-cells' committed text output with a fresh run on every device.
+Run it after editing a checked cell: ``make test`` compares those cells'
+committed text output with its own execution of the notebook, on every device.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def clean(notebook, executed=None):
 
 
 def refresh(path: Path) -> None:
-    os.environ["COURSE_QUICK"] = "1"
+    os.environ.setdefault("COURSE_DATA_SOURCE", "subset")  # checked cells must not depend on the data
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / path.name
         # No parameters: papermill then injects no cell and the indices line up.

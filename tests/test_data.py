@@ -102,3 +102,46 @@ def test_corrupted_subset_raises_with_the_fix(tmp_path, monkeypatch):
 def test_unknown_source_lists_the_valid_ones(bad):
     with pytest.raises(ValueError, match="'auto', 'full', 'subset'"):
         load_mnist(bad)
+
+
+@pytest.fixture
+def counted_downloads(monkeypatch):
+    """Replaces the keras download by a counter that fails as an offline machine does."""
+    calls = []
+
+    def offline(target):
+        calls.append(target)
+        raise MNISTUnavailableError("Downloading full MNIST failed: network disabled by the test")
+
+    monkeypatch.setattr(data_module, "_download_full_mnist", offline)
+    return calls
+
+
+def test_a_resolved_source_makes_no_download_attempt(empty_cache, no_network, counted_downloads):
+    assert data_module.resolve_source("auto") == "subset" and len(counted_downloads) == 1
+    (x_train, _), _ = load_mnist(data_module.resolve_source("subset"))  # what a notebook then loads
+    assert x_train.shape == (4000, 28, 28) and len(counted_downloads) == 1
+
+
+def test_a_failed_download_is_remembered_for_an_hour(empty_cache, no_network, counted_downloads):
+    import os
+    import time
+
+    with pytest.warns(UserWarning, match="offline subset"):
+        load_mnist("auto")
+    assert len(counted_downloads) == 1
+    with pytest.warns(UserWarning, match="not retried"):  # a student's next notebook: no second attempt
+        load_mnist("auto")
+    assert data_module.resolve_source("auto") == "subset" and len(counted_downloads) == 1
+    marker = empty_cache.with_name("mnist.download-failed")
+    old = time.time() - data_module.RETRY_AFTER_S - 1
+    os.utime(marker, (old, old))  # an hour later it tries again
+    assert data_module.resolve_source("auto") == "subset" and len(counted_downloads) == 2
+
+
+def test_a_cached_full_mnist_resolves_to_full_without_download(empty_cache, counted_downloads):
+    empty_cache.parent.mkdir(parents=True)
+    empty_cache.write_bytes(b"placeholder")  # resolve_source only looks; load_mnist checks the sha
+    assert data_module.resolve_source("auto") == "full" and counted_downloads == []
+    with pytest.raises(ValueError, match="valid sources"):
+        data_module.resolve_source("mnist")

@@ -19,7 +19,7 @@ def pins(path: Path) -> dict[str, str]:
 def test_requirements_and_environment_agree():
     requirements, environment = pins(ROOT / "requirements.txt"), pins(ROOT / "environment.yml")
     assert requirements == environment
-    for name in ("torch", "numpy", "matplotlib", "keras", "jupyterlab", "ipykernel", "nbval", "papermill",
+    for name in ("torch", "numpy", "matplotlib", "keras", "jupyterlab", "ipykernel", "papermill",
                  "pytest", "tqdm"):
         assert name in requirements, f"{name} is not pinned"
     assert requirements["torch"] == "2.13.0"

@@ -1,6 +1,7 @@
-"""The numbered notebooks: committed shape (parameters cell, clean outputs,
-solution regions) and a quick papermill run whose stored answers must show the
-facts pinned in test_helpers.py."""
+"""The numbered notebooks: committed shape (parameters cell, clean outputs, solution
+regions), and what the one execution per test run shows about the harness (checked
+cells, embedded figures, the resolved data source, one kernel per notebook). The
+answers themselves are checked in test_answers_*.py."""
 
 import json
 import math
@@ -64,7 +65,7 @@ def test_committed_outputs_only_in_checked_cells(path):
             continue
         if cell.source.lstrip().startswith(CHECK_MARK):
             checked += 1
-            assert cell.outputs, f"cell {index} is checked by nbval but has no committed output"
+            assert cell.outputs, f"cell {index} is checked (its output is compared) but has no committed output"
             assert cell.execution_count is not None
             for output in cell.outputs:
                 assert output.output_type == "stream", f"cell {index}: only text output is committed"
@@ -86,3 +87,59 @@ def test_solution_regions_are_well_formed(path):
     shows_helper_code = any("show_source(" in c.source for c in notebook.cells if c.cell_type == "code")
     if not path.stem.startswith("05_"):  # part e only runs the sweeps; the others ask for code too
         assert regions["code"] >= 1 or shows_helper_code, regions
+
+
+# ---------------------------------------------------------------- the one execution per test run
+def injected_parameters(run) -> str:
+    cells = [c for c in run.notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "papermill injects exactly one parameters cell"
+    return cells[0].source
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+def test_checked_cells_print_what_was_committed(executed_notebooks, path):
+    """What nbval did before, on the one execution: each `# NBVAL_CHECK_OUTPUT` cell prints,
+    on this device and data, exactly the text committed with it."""
+    committed = [c for c in read(path).cells if c.cell_type == "code" and c.source.lstrip().startswith(CHECK_MARK)]
+    executed = {c.source: c for c in executed_notebooks[path.stem].notebook.cells if c.cell_type == "code"}
+    for cell in committed:
+        want = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+        got = "".join(o.get("text", "") for o in executed[cell.source].outputs
+                      if o.output_type == "stream" and o.name == "stdout")
+        assert got == want, f"{path.stem}: checked cell starting {cell.source.splitlines()[1]!r} printed\n{got}"
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+def test_every_figure_is_embedded_although_mplbackend_is_agg(executed_notebooks, path):
+    """conftest sets MPLBACKEND=Agg, as headless CI images do: each figure a notebook saves
+    must still be in the executed notebook (and hence in its HTML)."""
+    assert os.environ["MPLBACKEND"] == "Agg"
+    run = executed_notebooks[path.stem]
+    saves = sum(c.source.count("nb.save(") for c in run.notebook.cells if c.cell_type == "code")
+    images = sum("image/png" in o.get("data", {}) for c in run.notebook.cells if c.cell_type == "code"
+                 for o in c.outputs)
+    assert images >= saves, f"{path.stem}: {saves} figures saved, {images} embedded"
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+def test_the_data_source_is_resolved_once_for_every_notebook(executed_notebooks, path):
+    """Each notebook gets 'full' or 'subset', never 'auto', so it never tries the download
+    itself, and no download warning reaches a saved notebook."""
+    run = executed_notebooks[path.stem]
+    assert re.search(r"^data_source = \"(full|subset)\"$", injected_parameters(run), re.M), injected_parameters(run)
+    stderr = "".join(o.get("text", "") for c in run.notebook.cells if c.cell_type == "code"
+                     for o in c.outputs if o.output_type == "stream" and o.name == "stderr")
+    assert "Full MNIST unavailable" not in stderr and "Downloading" not in stderr
+
+
+@pytest.mark.last
+def test_each_notebook_was_executed_once_in_this_test_run(executed_notebooks):
+    """Counts the kernels that ran a source notebook (each NotebookSession logs its start):
+    one each, although the answer tests, the checked cells and the figure tests all use them."""
+    from collections import Counter
+
+    log = Path(os.environ["COURSE_EXECUTION_LOG"]).read_text().splitlines()
+    starts = Counter(name for name, folder in (line.split("\t") for line in log) if Path(folder) == NOTEBOOK_DIR)
+    ran = {path.stem for path in notebook_paths()} & set(executed_notebooks)
+    assert {name: starts[name] for name in ran} == {name: 1 for name in ran}
+    assert set(starts) <= ran, f"executed outside the session fixture: {set(starts) - ran}"
