@@ -9,6 +9,12 @@ update is elementwise, so one batched update with a per-copy learning rate
 reproduces the N separate runs up to float rounding. Used by
 ``experiments.lr_sweep``.
 
+``MuonAdam`` stacks the same way: its Adam part (input layer, readout, biases) is
+``StackedAdam`` at ``adam_lr``, and its hidden matrices are ``StackedMuon``: one
+momentum update for all runs, then ``newton_schulz`` of each run's matrix (the
+course function itself, so the student's version runs here too) times the shape
+factor and the run's learning rate.
+
 What makes it fast on a CPU, beyond one computation instead of N:
 
 * the runs of a seed share their batch, so the first layer of all of them is one
@@ -33,19 +39,25 @@ from torch.optim.adam import adam
 
 from helpers.device import to_numpy
 from helpers.models import MLP
-from helpers.optimizers import ADAM_EPS, SimpleAdam
+from helpers.optimizers import ADAM_EPS, MuonAdam, SimpleAdam, muon_shape_scale, newton_schulz
 
 # With the step count this large, beta**t underflows to 0, so Adam's bias correction
 # 1 - beta**t is exactly 1: bias_correction=False without a second code path.
 _NO_BIAS_CORRECTION_STEP = 1e9
 
 
+def _is_muon_adam(opt) -> bool:
+    return isinstance(opt, MuonAdam) and type(opt).update_parameter is MuonAdam.update_parameter
+
+
 def supports(optimizer) -> bool:
     """True when ``optimizer`` builds a SimpleAdam-family optimizer whose step is
     the plain ``adam_direction`` with ``layer_lr`` (SimpleAdam with any switches,
-    SimpleAdamMuP, partials of them); anything else runs one model at a time."""
+    SimpleAdamMuP, partials of them) or the stock ``MuonAdam`` (any scale);
+    anything else runs one model at a time."""
     probe = optimizer(MLP(input_size=3, hidden_sizes=(2, 2), num_classes=2).parameters(), lr=0.1)
-    return isinstance(probe, SimpleAdam) and type(probe).update_parameter is SimpleAdam.update_parameter
+    return _is_muon_adam(probe) or (
+        isinstance(probe, SimpleAdam) and type(probe).update_parameter is SimpleAdam.update_parameter)
 
 
 class StackedAdam:
@@ -101,6 +113,30 @@ class StackedAdam:
             torch.addcmul(p0, rate, direction, out=p)
 
 
+class StackedMuon:
+    """``MuonAdam``'s hidden-matrix update for N runs stacked along dim 0: momentum
+    ``m <- lerp(m, g, 1 - mu)``, the Nesterov direction ``lerp(g, m, mu)``, then
+    ``W <- W - rate * scale(fan_out, fan_in) * NS(direction)`` per run, with the
+    course's ``newton_schulz`` on each run's matrix (the same function and inputs
+    as one run at a time)."""
+
+    def __init__(self, params: list[torch.Tensor], rates: list[list[float]], group: dict):
+        self.params = [p.detach() for p in params]
+        self.momenta = [torch.zeros_like(p) for p in self.params]
+        self.rates = [[run[j] for run in rates] for j in range(len(self.params))]
+        self.group = group
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor]) -> None:
+        mu = self.group["momentum"]
+        for p, m, g, rates in zip(self.params, self.momenta, grads, self.rates):
+            m.lerp_(g, 1 - mu)
+            direction = g.lerp(m, mu) if self.group["nesterov"] else m
+            scale = muon_shape_scale(p.shape[1], p.shape[2], self.group["scale"])
+            for run, rate in enumerate(rates):
+                p[run].add_(newton_schulz(direction[run], steps=self.group["ns_steps"]) * scale, alpha=-rate)
+
+
 def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
     """Course MLP forward for N stacked models: ``len(inputs)`` seeds of
     ``N / len(inputs)`` runs each, ``inputs[s]`` seed s's batch [B, d_in].
@@ -148,21 +184,33 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
     for seed in seeds:  # the same init as experiments._build: CPU, fixed seed
         torch.manual_seed(seed)
         inits.append(list(MLP(hidden_sizes=tuple(hiddens)).parameters()))
-    # The per-parameter learning rate of every run, read off the optimizer itself.
-    rates, groups = [], []
+    # The per-parameter learning rate of every run, read off the optimizer itself; MuonAdam's
+    # hidden matrices (found by its own roles) take Muon's rate, everything else Adam's.
+    rates, groups, muon = [], [], set()
     for s, k in runs:
         opt = optimizer(inits[s], lr=lrs[k])
         if len(opt.param_groups) != 1:
             raise ValueError("the batched sweep needs an optimizer with one param group")
-        rates.append([opt.layer_lr(g, p) for g in opt.param_groups for p in g["params"]])
-        groups.append({key: value for key, value in opt.param_groups[0].items() if key not in ("params", "lr")})
+        group = opt.param_groups[0]
+        if _is_muon_adam(opt):
+            muon = {j for j, p in enumerate(group["params"]) if opt.roles[id(p)] == "hidden"}
+            rates.append([group["lr"] if j in muon else group["adam_lr"] for j in range(len(group["params"]))])
+        else:
+            rates.append([opt.layer_lr(group, p) for p in group["params"]])
+        groups.append({key: value for key, value in group.items() if key not in ("params", "lr")})
     if any(group != groups[0] for group in groups):
         raise ValueError("the batched sweep needs the same betas and switches for every run")
     for init in inits:
         init[0] = init[0][:, used]
     params = [torch.stack([inits[s][j].detach() for s, _ in runs]).to(device).requires_grad_()
               for j in range(len(inits[0]))]
-    adam = StackedAdam(params, rates, groups[0])
+    adam_part = [j for j in range(len(params)) if j not in muon]
+    adam_group = {"b1": groups[0]["b1"], "b2": groups[0]["b2"], "bias_correction": groups[0].get("bias_correction", True),
+                  "zero_init": groups[0].get("zero_init", True)}
+    adam = StackedAdam([params[j] for j in adam_part], [[run[j] for j in adam_part] for run in rates], adam_group)
+    muon_part = sorted(muon)
+    stacked_muon = StackedMuon([params[j] for j in muon_part], [[run[j] for j in muon_part] for run in rates],
+                               groups[0]) if muon_part else None
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     flat_valid = [valid_images] * len(seeds)
     valid_targets = valid_labels.to(device).expand(len(runs), -1)
@@ -173,7 +221,10 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
         inputs = [images[index] for index in indices]
         targets = torch.cat([labels[index].expand(per_seed, -1) for index in indices])
         loss = _mean_cross_entropy(_forward(params, inputs), targets)
-        adam.step(torch.autograd.grad(loss.sum(), params))
+        grads = torch.autograd.grad(loss.sum(), params)
+        adam.step([grads[j] for j in adam_part])
+        if stacked_muon is not None:
+            stacked_muon.step([grads[j] for j in muon_part])
         if step_index >= steps - 5:  # the protocol reports the mean of the last 5 validation losses
             with torch.no_grad():
                 losses.append(_mean_cross_entropy(_forward(params, flat_valid), valid_targets))
