@@ -8,7 +8,7 @@
 ``### END SOLUTION`` replaced by a stub (``# YOUR CODE HERE`` and
 ``raise NotImplementedError("<where>: ...")`` in code, indented like the region and naming
 the file, function and part, and the names the cells below use; ``YOUR ANSWER HERE`` in
-markdown), cells tagged ``solutions-only`` left out, outputs cleared; the student README and
+markdown), cells tagged ``solutions-only`` left out, outputs and nbval marks cleared; the student README and
 Makefile of ``release/`` and the packages a student needs (``requirements.txt`` without the
 instructor's test tools). A malformed region (BEGIN without END, END without BEGIN, nested,
 in a raw cell or inside a fenced code block of a markdown cell) stops the build with an error
@@ -41,6 +41,7 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = "# YOUR CODE HERE"
 ANSWER_STUB = "YOUR ANSWER HERE"
 SOLUTIONS_ONLY = "solutions-only"  # cell tag: the cell is left out of the student release
+NBVAL_MARK = "# NBVAL_CHECK_OUTPUT"  # the instructor's test marker: left out of the student release
 # Packages of requirements.txt that only the instructor's tooling (tests, headless runs, HTML export) needs.
 INSTRUCTOR_PACKAGES = {"nbval", "papermill", "pytest", "nbconvert", "nbformat"}
 
@@ -141,11 +142,13 @@ def _check_cell(cell, regions, where):
 @dataclass
 class Release:
     """What a student build removed: ``blocks[(relative path, source cell index or None)]`` (the
-    stubbed regions) and ``dropped[relative path]`` (the ``solutions-only`` cells, with their
-    index in the source notebook)."""
+    stubbed regions), ``dropped[relative path]`` (the ``solutions-only`` cells, with their
+    index in the source notebook) and ``marks`` (the cells whose first line, the nbval mark,
+    was removed)."""
 
     blocks: dict = field(default_factory=dict)
     dropped: dict = field(default_factory=dict)
+    marks: set = field(default_factory=set)
 
 
 def _helper_parts(notebooks: dict[str, object]) -> dict[str, str]:
@@ -288,6 +291,9 @@ def build_student(source: Path = ROOT, out: Path = ROOT / "build" / "student") -
                 release.blocks[(relative, index)] = removed
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
+                if cell.source.startswith(NBVAL_MARK + "\n"):
+                    cell.source = cell.source[len(NBVAL_MARK) + 1:]
+                    release.marks.add((relative, index))
         notebook.cells = [cell for _, cell, _, _ in kept]
         nbformat.write(notebook, out / relative)
     helper_parts = _helper_parts(notebooks)
@@ -321,12 +327,16 @@ def build_student(source: Path = ROOT, out: Path = ROOT / "build" / "student") -
 
 def restore(student: Path, release: Release, target: Path) -> None:
     """Write into ``target`` the student release with the removed regions and cells put back."""
-    notebooks = sorted({relative for relative, index in release.blocks if index is not None} | set(release.dropped))
+    notebooks = sorted({relative for relative, index in release.blocks if index is not None} | set(release.dropped)
+                       | {relative for relative, _ in release.marks})
     for relative in notebooks:
         destination = target / relative
         notebook = nbformat.read(destination if destination.exists() else student / relative, as_version=4)
         for index, cell in sorted(release.dropped.get(relative, []), key=lambda item: item[0]):
             notebook.cells.insert(index, copy.deepcopy(cell))  # now cell indices are the source's
+        for path, index in release.marks:
+            if path == relative:
+                notebook.cells[index].source = f"{NBVAL_MARK}\n{notebook.cells[index].source}"
         for (path, index), removed in release.blocks.items():
             if path == relative and index is not None:
                 cell = notebook.cells[index]

@@ -129,6 +129,15 @@ def test_the_student_gets_their_own_readme_makefile_and_packages(student):
     assert not packages & release.INSTRUCTOR_PACKAGES
 
 
+def test_no_file_of_the_release_refers_to_instructor_tooling(student):
+    out, _ = student
+    tooling = re.compile(r"make (?:test|run|unit|student|solutions|bench|grade)\b|scripts/|release\.py|run_notebooks"
+                         r"|refresh_checked_outputs|nbval|papermill|pytest|tests/|\.ci/")
+    found = [f"{path}: {line.strip()[:160]}" for path, text in release_texts(out) for line in text.splitlines()
+             if tooling.search(line)]
+    assert not found, "\n".join(found)
+
+
 def test_a_code_stub_names_what_the_cells_below_use(student):
     out, _ = student
     cells = nbformat.read(out / "notebooks" / "01_activation_deltas.ipynb", as_version=4).cells
@@ -170,7 +179,7 @@ def test_solutions_only_cells_are_left_out_and_restored(tmp_path):
              nbformat.v4.new_code_cell("x = 1\n### BEGIN SOLUTION\nanswer = 2 * x\nhelper = 3\n### END SOLUTION\n"
                                        "print(x)"),
              verdict,
-             nbformat.v4.new_code_cell("print(answer)"),
+             nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(answer)"),
              erratum,
              nbformat.v4.new_markdown_cell("**Answer.**\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION")]
     source = write_source(tmp_path / "src", cells, "99_tiny")
@@ -180,6 +189,7 @@ def test_solutions_only_cells_are_left_out_and_restored(tmp_path):
     stub = student_cells[1].source
     assert stub.startswith("x = 1\n# YOUR CODE HERE\nraise NotImplementedError(\"99_tiny (homework part z): ")
     assert stub.endswith("the cells below use: answer\")\nprint(x)")  # helper is not used below: not named
+    assert student_cells[2].source == "print(answer)"  # the nbval mark is instructor tooling
     assert student_cells[3].source == "**Answer.**\nYOUR ANSWER HERE"
     restored = tmp_path / "restored"
     shutil.copytree(tmp_path / "out", restored)
