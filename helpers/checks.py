@@ -215,7 +215,7 @@ _MUP_HINTS = {
     "sqrt_fan_out": "the step grows with fan-out (sqrt(d_in) with d_in, d_out = p.shape is sqrt(fan_out): p.shape "
                     "is (fan_out, fan_in)); wide layers now move more, not less",
     "swapped": "the step follows fan-out instead of fan-in: a torch Linear weight is stored (fan_out, fan_in)",
-    "global_lr": "this parameter took the global learning rate: it needs a rate of its own",
+    "global_lr": "the step is the global learning rate: each of these parameters needs a rate of its own",
     "input_as_hidden": "the input layer took the step of a hidden layer with the same fan-in: it misses "
                        "input_mult, or it was not recognised as the input layer (find it by position, the first "
                        "weight matrix, not by the size 784)",

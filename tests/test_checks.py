@@ -314,7 +314,7 @@ WRONG_ANSWERS = [
     (checks.check_mup_optimizer, SwappedFanMuP, "follows fan-out instead of fan-in"),
     (checks.check_mup_optimizer, MagicSizeMuP, "not by the size 10"),
     (checks.check_mup_optimizer, NoInputMultMuP, "misses input_mult"),
-    (checks.check_mup_optimizer, SimpleAdam, "took the global learning rate"),
+    (checks.check_mup_optimizer, SimpleAdam, "the step is the global learning rate"),
     (checks.check_scaled_mlp, OutFeaturesScaledMLP, "forward pass changed at init"),
     (checks.check_scaled_mlp, OutFeaturesScaledMLP, "shrinks with the layer's fan-out"),
     (checks.check_scaled_mlp, CompensatedOutFeaturesMLP, "shrinks with the layer's fan-out"),
