@@ -426,7 +426,8 @@ def test_a_notebook_alone_in_simulated_colab_fetches_the_release_and_runs_to_its
     assert error.value.ename == "NotImplementedError" and "02_update_norms (homework part b)" in error.value.evalue
     assert str(content / "mup-course" / "helpers" / "norms.py") in "".join(error.value.traceback)
     executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
-    printed = "".join(o.get("text", "") for o in executed.cells[0].outputs)
+    colab_cell = next(c for c in executed.cells if sync_colab_cell.TAG in c.metadata.get("tags", []))
+    printed = "".join(o.get("text", "") for o in colab_cell.outputs)
     assert f"Colab setup: course files in {content / 'mup-course'}" in printed and "installed" not in printed
 
 
