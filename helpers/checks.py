@@ -1,20 +1,55 @@
-"""Self-checks for the student's work: each runs a small experiment on the CPU
-in seconds, prints a pass or a specific hint (what was measured, what was
-expected, which classic mistake it looks like), and returns True/False.
+"""Self-checks for the student's work.
 
-An unfinished stub (NotImplementedError) is not caught: the notebook stops there.
+Each check runs a small experiment on the CPU in about a second. It returns True and
+prints one ``PASS`` line, or raises :class:`CheckFailed` (an ``AssertionError``, so
+"Run All" stops there) carrying what was measured, what was expected and a hint that
+names the mistake the measurement looks like. An unfinished stub (``NotImplementedError``)
+is not caught. Any other error raised by the code under test is shown with its
+traceback, then reported as a failed check.
+
+Expected values are numbers measured once on fixed test shapes, not formulas. Each check
+looks at one part only: where the code under test calls another part (the bonus's shape
+factor sits on top of the Shampoo orthogonalisation), a stand-in replaces that part, so an
+unfinished or wrong part never fails the check of another one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
+import traceback
+from dataclasses import dataclass
 
 import torch
 
-from helpers.data import load_mnist
 from helpers.models import MLP
 
-_LR = 0.01
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of a check: what it measured, what it expected, and what that suggests."""
+
+    measured: str
+    expected: str
+    hint: str
+
+
+class CheckFailed(AssertionError):
+    """A self-check measured a mistake; ``problems`` lists each finding (measured, expected, hint)."""
+
+    def __init__(self, check: str, problems: list[Problem]):
+        self.check, self.problems = check, list(problems)
+        lines, hints = [f"{check} failed"], list(dict.fromkeys(p.hint for p in self.problems))
+        for hint in hints:  # one hint once, after every measurement that led to it
+            for problem in (p for p in self.problems if p.hint == hint):
+                lines += [f"  measured: {problem.measured}", f"  expected: {problem.expected}"]
+            lines.append(f"  hint: {hint}")
+        super().__init__("\n".join(lines))
+
+    @property
+    def hints(self) -> list[str]:
+        return [p.hint for p in self.problems]
 
 
 class _Report:
@@ -22,27 +57,41 @@ class _Report:
         self.name, self.problems = name, []
 
     def fail(self, measured: str, expected: str, hint: str) -> None:
-        self.problems.append(f"  measured: {measured}\n  expected: {expected}\n  hint: {hint}")
+        self.problems.append(Problem(measured, expected, hint))
 
-    def done(self) -> bool:
-        if not self.problems:
-            print(f"PASS {self.name}")
-            return True
-        print(f"FAIL {self.name}\n" + "\n".join(self.problems))
-        return False
+    def done(self, summary: str) -> bool:
+        if self.problems:
+            raise CheckFailed(self.name, self.problems)
+        print(f"PASS {self.name}: {summary}")
+        return True
+
+
+class _OutsideTheCheck(Exception):
+    """Raised by a stand-in when the code under test uses it in a way the check cannot judge."""
+
+
+def _show_traceback(error: BaseException) -> None:
+    frames = error.__traceback__.tb_next if error.__traceback__ is not None else None  # skip _call itself
+    print("".join(traceback.format_exception(type(error), error, frames)), end="", file=sys.stdout, flush=True)
 
 
 def _call(report: _Report, what: str, fn, *args, **kwargs):
-    """Run student code; turn any error but NotImplementedError into a hint."""
+    """Run the code under test. ``NotImplementedError`` (a stub) propagates; any other
+    error is printed with its traceback and becomes a finding."""
     try:
         return fn(*args, **kwargs), True
     except NotImplementedError:
         raise
-    except KeyError as error:
-        report.fail(f"{what} raised KeyError {error}", "no error",
-                    "the code reads state it never created: create every state entry on the first step")
-    except Exception as error:  # noqa: BLE001 - any student error becomes a hint
-        report.fail(f"{what} raised {type(error).__name__}: {error}", "no error", "see the traceback above")
+    except _OutsideTheCheck as error:
+        report.fail(f"{what}: {error}", "a number per layer that depends on its shape only", str(error))
+    except Exception as error:  # noqa: BLE001 - any error of the code under test becomes a finding
+        _show_traceback(error)
+        if isinstance(error, KeyError):
+            hint = ("a lookup failed for a key that was never stored: code that reads its optimizer state must "
+                    "create every entry the first time it sees a parameter")
+        else:
+            hint = "the traceback printed above shows where the error happened"
+        report.fail(f"{what} raised {type(error).__name__}: {error}", "no error", hint)
     return None, False
 
 
@@ -50,50 +99,135 @@ def _close(a: float, b: float, rel: float = 1e-3) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
 
 
+def _as_float(value) -> float | None:
+    try:
+        return float(value.item() if isinstance(value, torch.Tensor) else value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _diagnose(value: float, mistakes: dict[str, float], hints: dict[str, str], fallback: str) -> str:
+    """The hint of the classic mistake whose value matches ``value``, else ``fallback``."""
+    for key, mistaken in mistakes.items():
+        if _close(value, mistaken):
+            return hints[key]
+    return fallback
+
+
+def _fixed_matrix(fan_out: int, fan_in: int) -> torch.Tensor:
+    """A fixed test matrix with well-spread singular values, made without a random
+    generator so that the stored numbers hold on every machine and torch version."""
+    i = torch.arange(fan_out, dtype=torch.float64)[:, None]
+    j = torch.arange(fan_in, dtype=torch.float64)[None, :]
+    return (torch.sin(1.3 * i + 0.7 * j + 0.11 * i * j) + 0.5 * torch.cos(0.37 * i * i - 0.23 * j)).float()
+
+
 def _test_matrix(fan_out: int, fan_in: int, seed: int = 0) -> torch.Tensor:
+    """A Gaussian test matrix (for checks of properties that hold for any matrix)."""
     return torch.randn(fan_out, fan_in, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).float()
 
 
+def _semi_orthogonal(fan_out: int, fan_in: int) -> torch.Tensor:
+    """A fixed (fan_out, fan_in) matrix whose singular values are all 1 (rows or columns of
+    the orthonormal DCT-II basis)."""
+    n, k = max(fan_out, fan_in), min(fan_out, fan_in)
+    t = torch.arange(n, dtype=torch.float64)
+    basis = torch.cos(math.pi * (t[None, :] + 0.5) * torch.arange(k, dtype=torch.float64)[:, None] / n)
+    basis = basis * math.sqrt(2.0 / n)
+    basis[0] /= math.sqrt(2.0)
+    return (basis if fan_out <= fan_in else basis.T).float()
+
+
 # ---------------------------------------------------------------- part b
+# The three norms of _fixed_matrix(shape), and what three classic mistakes give in place of the RMS->RMS norm.
+_NORM_CASES = {
+    (12, 48): dict(frobenius=19.0677, spectral=8.46588, rms_to_rms=16.9318, spectral_as_rms=8.46588,
+                   entrywise=0.794486, swapped=4.23294),
+    (48, 12): dict(frobenius=18.8409, spectral=7.39639, rms_to_rms=3.6982, spectral_as_rms=7.39639,
+                   entrywise=0.785039, swapped=14.7928),
+}
+_NORM_HINTS = {
+    "spectral_as_rms": "that is the spectral norm, which measures input and output by their Euclidean length; "
+                       "the RMS->RMS norm measures them by their RMS, which depends on their dimensions",
+    "entrywise": "that is the entrywise RMS of the matrix (the handout's formula): the size of a typical entry, "
+                 "not the most the matrix can grow the RMS of an input",
+    "swapped": "fan_in and fan_out are swapped: a torch Linear weight is stored (fan_out, fan_in)",
+}
+
+
 def check_update_norms(fn) -> bool:
-    """``fn(A)`` returns ``{"frobenius": ..., "spectral": ..., "rms_to_rms": ...}``
-    for a matrix ``A`` stored as (fan_out, fan_in)."""
+    """``fn(A)`` returns ``{"frobenius": ..., "spectral": ..., "rms_to_rms": ...}`` for a
+    matrix ``A`` stored as (fan_out, fan_in); checked on a 12x48 and a 48x12 matrix."""
     report = _Report("check_update_norms")
-    for fan_out, fan_in in [(12, 48), (48, 12)]:
-        A = _test_matrix(fan_out, fan_in)
-        got, ok = _call(report, f"fn on a {fan_out}x{fan_in} matrix", fn, A)
+    generic = {
+        "frobenius": "the square root of the sum of the squared entries",
+        "spectral": "the largest singular value",
+        "rms_to_rms": "RMS(A x) / RMS(x) is largest along the top right singular vector of A",
+    }
+    for shape, expected in _NORM_CASES.items():
+        got, ok = _call(report, f"fn on a {shape[0]}x{shape[1]} matrix", fn, _fixed_matrix(*shape))
         if not ok:
             break
         if not isinstance(got, dict) or not {"frobenius", "spectral", "rms_to_rms"} <= set(got):
-            report.fail(repr(got), "a dict with keys frobenius, spectral, rms_to_rms", "return all three norms")
+            report.fail(repr(got)[:200], "a dict with the keys frobenius, spectral, rms_to_rms",
+                        "return all three norms in one dict")
             break
-        s = torch.linalg.svdvals(A.double())
-        top = s[0].item()
-        frobenius, induced = s.square().sum().sqrt().item(), math.sqrt(fan_in / fan_out) * top
-        entrywise = frobenius / math.sqrt(fan_in * fan_out)
-        shape = f"({fan_out}, {fan_in})"
-        if not _close(float(got["frobenius"]), frobenius):
-            report.fail(f"Frobenius {got['frobenius']:.5g} for {shape}", f"{frobenius:.5g}", "sqrt of the sum of squares")
-        if not _close(float(got["spectral"]), top):
-            report.fail(f"spectral {got['spectral']:.5g} for {shape}", f"{top:.5g}", "the largest singular value")
-        r = float(got["rms_to_rms"])
-        if not _close(r, induced):
-            if _close(r, top):
-                hint = "that is the spectral norm; the induced RMS->RMS norm is sqrt(fan_in/fan_out) * ||A||_2"
-            elif _close(r, entrywise):
-                hint = "that is the entrywise RMS (the handout's formula), not an induced norm"
-            elif _close(r, math.sqrt(fan_out / fan_in) * top):
-                hint = "fan_in and fan_out are swapped: a torch Linear weight is stored (fan_out, fan_in)"
-            else:
-                hint = "RMS(Ax)/RMS(x) is maximised along the top right singular vector"
-            report.fail(f"RMS->RMS {r:.5g} for {shape}", f"{induced:.5g}", hint)
-    return report.done()
+        for name, fallback in generic.items():
+            value = _as_float(got[name])
+            if value is None:
+                report.fail(f"{name} = {got[name]!r}", "a number", "return a float (or a one-element tensor)")
+                continue
+            if _close(value, expected[name]):
+                continue
+            hint = fallback
+            if name == "rms_to_rms":
+                mistakes = {k: expected[k] for k in _NORM_HINTS}
+                hint = _diagnose(value, mistakes, _NORM_HINTS, fallback)
+            report.fail(f"{name} {value:.6g} for a matrix of shape {shape}", f"{expected[name]:.6g}", hint)
+    return report.done("the three norms on a 12x48 and a 48x12 matrix")
 
 
 # ---------------------------------------------------------------- part c
+_MUP_NET = dict(input_size=30, hidden_sizes=(12, 48, 20), num_classes=7)  # no size is 784 or 10
+_MUP_LR = 2.0
+# The step each parameter of MLP(**_MUP_NET) takes at lr 2 (its own learning rate), and what classic
+# mistakes give instead.
+_MUP_STEPS = {
+    "layers.0.weight": ("input layer (12, 30)", 0.666667,
+                        dict(input_as_hidden=0.0666667, input_784=0.0255102, swapped=1.66667,
+                             sqrt_product=1.05409, global_lr=2.0)),
+    "layers.1.weight": ("hidden layer (48, 12)", 0.166667,
+                        dict(sqrt_product=0.0833333, sqrt_fan_in=6.9282, sqrt_fan_out=13.8564, swapped=0.0416667,
+                             global_lr=2.0)),
+    "layers.2.weight": ("hidden layer (20, 48)", 0.0416667,
+                        dict(sqrt_product=0.0645497, sqrt_fan_in=13.8564, sqrt_fan_out=8.94427, swapped=0.1,
+                             global_lr=2.0)),
+    "layers.3.weight": ("readout (7, 20)", 0.003, dict(readout_as_hidden=0.1, global_lr=2.0)),
+    "layers.0.bias": ("bias of length 12", 0.02, dict(global_lr=2.0)),
+    "layers.1.bias": ("bias of length 48", 0.02, dict(global_lr=2.0)),
+    "layers.2.bias": ("bias of length 20", 0.02, dict(global_lr=2.0)),
+    "layers.3.bias": ("bias of length 7", 0.02, dict(global_lr=2.0)),
+}
+_MUP_HINTS = {
+    "sqrt_product": "the step shrinks with fan-out too (as with 1/sqrt(d_in*d_out)), but how far a layer's output "
+                    "moves depends on its fan-in alone (notebook 01)",
+    "sqrt_fan_in": "the step grows with fan-in: wide layers now move more, not less",
+    "sqrt_fan_out": "the step grows with fan-out (sqrt(d_in) with d_in, d_out = p.shape is sqrt(fan_out): p.shape "
+                    "is (fan_out, fan_in)); wide layers now move more, not less",
+    "swapped": "the step follows fan-out instead of fan-in: a torch Linear weight is stored (fan_out, fan_in)",
+    "global_lr": "the step is the global learning rate: each of these parameters needs a rate of its own",
+    "input_as_hidden": "the input layer took the step of a hidden layer with the same fan-in: it misses "
+                       "input_mult, or it was not recognised as the input layer (find it by position, the first "
+                       "weight matrix, not by the size 784)",
+    "input_784": "the input layer's step does not follow this network's input size (30 here): was 784 assumed?",
+    "readout_as_hidden": "the readout took a hidden layer's step: it was not recognised as the readout (find it by "
+                         "position, the last weight matrix, not by the size 10)",
+}
+
+
 def _first_step_sizes(optimizer_class, model: MLP, lr: float) -> dict:
-    """Mean |step| of every parameter after one step with gradient entries of +-1,
-    i.e. the learning rate each parameter actually got (Adam's first step is lr * sign(g))."""
+    """Mean |step| of every named parameter after one step with gradient entries of +-1:
+    the learning rate each parameter actually got (Adam's first step is lr * sign(g))."""
     opt = optimizer_class(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(0)
     before = {}
@@ -101,90 +235,137 @@ def _first_step_sizes(optimizer_class, model: MLP, lr: float) -> dict:
         p.grad = torch.sign(torch.randn(p.shape, generator=gen)) + 0.0
         before[p] = p.detach().clone()
     opt.step()
-    return {p: (p.detach() - before[p]).abs().mean().item() for p in model.parameters()}
+    return {name: (p.detach() - before[p]).abs().mean().item() for name, p in model.named_parameters()}
 
 
 def check_mup_optimizer(optimizer_class) -> bool:
-    """Per-layer learning rates of one step, on a network whose sizes are not
-    784/10, then flat RMS activation deltas on the course widths at lr 2."""
-    report = _Report("check_mup_optimizer")
-    model = MLP(input_size=30, hidden_sizes=(12, 48, 20), num_classes=7)
-    sizes, ok = _call(report, "one step", _first_step_sizes, optimizer_class, model, 2.0)
-    if ok:
-        layers = list(model.layers)
-        expect = {layers[0].weight: 2.0 * 10 / 30, layers[1].weight: 2.0 / 12, layers[2].weight: 2.0 / 48,
-                  layers[3].weight: 0.003}
-        expect.update({layer.bias: 2.0 * 0.01 for layer in layers})
-        names = {layers[0].weight: "input (12, 30)", layers[1].weight: "hidden (48, 12)",
-                 layers[2].weight: "hidden (20, 48)", layers[3].weight: "readout (7, 20)"}
-        for p, want in expect.items():
-            got = sizes[p]
-            if _close(got, want, rel=1e-3):
-                continue
-            name = names.get(p, f"bias of length {p.shape[0]}")
-            fan_out, fan_in = (p.shape[0], p.shape[1]) if p.ndim == 2 else (p.shape[0], 1)
-            if p.ndim == 2 and _close(got, 2.0 / math.sqrt(fan_out * fan_in), 1e-3):
-                hint = "1/sqrt(d_in*d_out) is not muP: hidden weights take lr / fan_in"
-            elif p.ndim == 2 and (_close(got, 2.0 * math.sqrt(fan_in)) or _close(got, 2.0 * math.sqrt(fan_out))):
-                hint = "multiplying by sqrt(fan_in) makes wide layers move more, not less: divide by fan_in"
-            elif p.ndim == 2 and _close(got, 2.0 / fan_out, 1e-3):
-                hint = "fan_in and fan_out are swapped: a torch Linear weight is stored (fan_out, fan_in)"
-            elif p is layers[3].weight:
-                hint = "find the readout by position (the last weight matrix), not by size 10, and give it output_lr"
-            elif p is layers[0].weight:
-                hint = "find the input layer by position (the first weight matrix), not by size 784"
-            else:
-                hint = "biases are (d_out, 1) matrices: lr * bias_mult"
-            report.fail(f"{name}: step size {got:.4g} at lr 2", f"{want:.4g}", hint)
-    if not report.problems:
-        from helpers.experiments import train_one_step
+    """The learning rate each parameter gets in one step, on a network whose sizes are
+    not 784 and 10, then flat RMS activation deltas on the course widths at lr 2."""
+    from helpers.data import load_mnist
+    from helpers.experiments import train_one_step
 
-        deltas, ok = _call(report, "train_one_step", train_one_step, optimizer=optimizer_class, lr=2.0,
+    report = _Report("check_mup_optimizer")
+    torch.manual_seed(0)
+    model = MLP(**_MUP_NET)
+    sizes, ok = _call(report, "one optimizer step", _first_step_sizes, optimizer_class, model, _MUP_LR)
+    if ok:
+        for name, (label, expected, mistakes) in _MUP_STEPS.items():
+            got = sizes[name]
+            if _close(got, expected):
+                continue
+            fallback = f"the step is {got / expected:.3g} times the expected one"
+            report.fail(f"{label}: step {got:.6g} at lr {_MUP_LR:g}", f"{expected:.6g}",
+                        _diagnose(got, mistakes, _MUP_HINTS, fallback))
+    if ok and not report.problems:
+        deltas, ok = _call(report, "train_one_step", train_one_step, optimizer=optimizer_class, lr=_MUP_LR,
                            data=load_mnist("subset"), device="cpu", plot=False)
-        if ok and deltas.rms_deltas.max() / deltas.rms_deltas.min() > 1.4:
-            report.fail(f"max/min of the RMS deltas {deltas.rms_deltas.max() / deltas.rms_deltas.min():.2f}",
-                        "<= 1.4", "the per-layer rates do not cancel the fan-in growth")
-    return report.done()
+        if ok:
+            spread = float(deltas.rms_deltas.max() / deltas.rms_deltas.min())
+            if spread > 1.4:
+                report.fail(f"max/min of the RMS activation deltas on the course widths: {spread:.2f}", "<= 1.4",
+                            "the per-layer rates do not cancel the growth with fan-in measured in notebook 01")
+    return report.done("the step of every parameter, and flat activation deltas at lr 2")
 
 
 # ---------------------------------------------------------------- part d
-def check_scaled_mlp(model_class) -> bool:
-    """At init the forward pass equals the bias-free MLP's; one plain-Adam step
-    moves every activation as SimpleAdamMuP does (to 1e-4)."""
-    from helpers.experiments import train_one_step
-    from helpers.optimizers import SimpleAdam, SimpleAdamMuP
+# The factor by which one plain-Adam step moves the effective weights (multiplier x stored weights) of
+# each layer that produces an activation, relative to lr, for a reference model on _MUP_NET, and what
+# classic mistakes give instead.
+_SCALED_STEPS = {
+    0: ("input layer (12, 30)", 0.333333,
+        dict(out_features=0.288675, swapped=0.833333, input_784=0.0127551, input_as_hidden=0.0333333,
+             no_multiplier=1.0, sqrt_product=0.527046)),
+    1: ("hidden layer (48, 12)", 0.0833333,
+        dict(out_features=0.144338, swapped=0.0208333, no_multiplier=1.0, sqrt_product=0.0416667)),
+    2: ("hidden layer (20, 48)", 0.0208333,
+        dict(out_features=0.223607, swapped=0.05, no_multiplier=1.0, sqrt_product=0.0322749)),
+}
+_SCALED_HINTS = {
+    "out_features": "the multiplier shrinks with the layer's fan-out (like 1/sqrt(out_features)); under Adam a "
+                    "multiplier sets the layer's step, and how far a layer's output moves depends on its fan-in "
+                    "(notebook 01)",
+    "swapped": "the multiplier follows fan-out instead of fan-in: a torch Linear weight is stored (fan_out, fan_in)",
+    "input_784": "the input layer's multiplier does not follow this network's input size (30 here): was 784 "
+                 "assumed?",
+    "input_as_hidden": "the input layer got the multiplier of a hidden layer with the same fan-in: it misses "
+                       "input_mult",
+    "no_multiplier": "this layer moves as with plain Adam: it has no multiplier",
+    "sqrt_product": "the multiplier shrinks with fan-out too (as 1/sqrt(d_in*d_out) does)",
+}
 
+
+def _effective_weight(model, index: int, fan_in: int) -> torch.Tensor:
+    """Layer ``index``'s effective weight matrix (fan_out, fan_in), read through its
+    ``layer_output`` (so whatever multiplier the model applies is included)."""
+    with torch.no_grad():
+        eye, zero = torch.eye(fan_in), torch.zeros(1, fan_in)
+        return (model.layer_output(index, eye) - model.layer_output(index, zero)).T.clone()
+
+
+def _fixed_inputs(batch: int, size: int) -> torch.Tensor:
+    """Fixed positive inputs (like pixels, but none exactly 0)."""
+    i = torch.arange(batch, dtype=torch.float32)[:, None]
+    j = torch.arange(size, dtype=torch.float32)[None, :]
+    return 0.55 + 0.45 * torch.sin(0.9 * i + 1.7 * j + 0.05 * i * j)
+
+
+def _scaled_mlp_measurements(model_class):
+    from helpers.optimizers import SimpleAdam
+
+    torch.manual_seed(0)
+    plain = MLP(**_MUP_NET, bias=False)
+    torch.manual_seed(0)
+    model = model_class(**_MUP_NET)
+    if not isinstance(model, MLP):
+        raise TypeError(f"{type(model).__name__} is not built on helpers.models.MLP (the check reads each layer "
+                        "through MLP.layer_output)")
+    widths = (_MUP_NET["input_size"], *_MUP_NET["hidden_sizes"], _MUP_NET["num_classes"])
+    x = _fixed_inputs(16, widths[0])
+    labels = torch.arange(16) % widths[-1]
+    with torch.no_grad():
+        logit_gap = (plain(x)[0] - model(x)[0]).abs().max().item()
+    ratios = []
+    for index, layer in enumerate(plain.layers):
+        effective = _effective_weight(model, index, widths[index])
+        ratios.append((effective.norm() / layer.weight.detach().norm()).item())
+    before = [_effective_weight(model, i, widths[i]) for i in _SCALED_STEPS]
+    opt = SimpleAdam(model.parameters(), lr=1.0)  # first step: lr * sign(g) for every stored entry
+    torch.nn.functional.cross_entropy(model(x)[0], labels).backward()
+    opt.step()
+    steps = [(_effective_weight(model, i, widths[i]) - b).abs().median().item() for i, b in zip(_SCALED_STEPS, before)]
+    return logit_gap, ratios, steps
+
+
+def check_scaled_mlp(model_class) -> bool:
+    """``model_class(input_size=30, hidden_sizes=(12, 48, 20), num_classes=7)``: at init
+    its forward pass and effective weights equal the bias-free MLP's (same seed); one
+    plain-Adam step moves each layer's effective weights by the muP amount for that shape.
+    Uses no other part's code."""
     report = _Report("check_scaled_mlp")
-    hiddens = (8, 16, 64, 64, 64, 256, 256, 1024)
-    torch.manual_seed(0)
-    plain = MLP(hidden_sizes=hiddens, bias=False)
-    torch.manual_seed(0)
-    scaled, ok = _call(report, "model_class(hidden_sizes=...)", model_class, hidden_sizes=hiddens)
+    result, ok = _call(report, "building the model and one Adam step", _scaled_mlp_measurements, model_class)
     if ok:
-        x = load_mnist("subset")[0][0][:16]
-        out, ok = _call(report, "the forward pass", scaled, x)
-        if ok:
-            gap = (plain(x)[0] - out[0]).abs().max().item()
-            if gap > 1e-4:
-                report.fail(f"logits differ from the plain MLP's by {gap:.3g} at init", "the same forward pass",
-                            "divide each layer's initial weights by its multiplier (init compensation)")
-    if not report.problems:
-        data = load_mnist("subset")
-        mine = train_one_step(mlp=model_class, hiddens=hiddens, optimizer=SimpleAdam, lr=2.0, data=data,
-                              device="cpu", plot=False).rms_deltas
-        reference = train_one_step(mlp=lambda hidden_sizes: MLP(hidden_sizes=hidden_sizes, bias=False),
-                                   hiddens=hiddens, optimizer=SimpleAdamMuP, lr=2.0, data=data, device="cpu",
-                                   plot=False).rms_deltas
-        gap = float((mine / reference - 1).__abs__().max())
-        if gap > 1e-4:
-            report.fail(f"RMS deltas {[round(float(d), 3) for d in mine]}",
-                        f"SimpleAdamMuP's {[round(float(d), 3) for d in reference]}",
-                        "the multiplier must equal muP's learning-rate factor: input_mult/fan_in for the input "
-                        "layer, 1/fan_in for hidden layers (not 1/sqrt(out_features)), 1 for the readout")
-    return report.done()
+        logit_gap, ratios, steps = result
+        if logit_gap > 1e-4 or any(not _close(r, 1.0, 1e-4) for r in ratios):
+            report.fail(f"at init the logits differ from the plain MLP's by {logit_gap:.3g}; each layer's effective "
+                        f"weights (multiplier x stored) are {[float(f'{r:.4g}') for r in ratios]} times the plain "
+                        "MLP's",
+                        "the same logits and effective weights as the plain MLP built with the same seed",
+                        "the forward pass changed at init: with its multipliers the network must still start as "
+                        "the plain MLP")
+        for (label, expected, mistakes), got in zip(_SCALED_STEPS.values(), steps):
+            if _close(got, expected):
+                continue
+            fallback = f"the effective step is {got / expected:.3g} times the expected one"
+            report.fail(f"{label}: one Adam step at lr 1 moves its effective weights by {got:.6g}",
+                        f"{expected:.6g}", _diagnose(got, mistakes, _SCALED_HINTS, fallback))
+    return report.done("the forward pass at init and the step of every layer under plain Adam")
 
 
 # ---------------------------------------------------------------- part e and bonus
+_LR = 0.01
+SHAMPOO_SHAPES = [(8, 64), (64, 16), (48, 48)]
+
+
 def _shampoo_steps(optimizer_class, shapes, lr, steps=3):
     params = [torch.nn.Parameter(_test_matrix(*shape, seed=i)) for i, shape in enumerate(shapes)]
     bias = torch.nn.Parameter(torch.zeros(5))
@@ -197,19 +378,15 @@ def _shampoo_steps(optimizer_class, shapes, lr, steps=3):
         bias.grad = torch.ones(5)
         opt.step()
         updates.append([p.detach() - b for p, b in zip(params, before)])
-    return updates, [p.grad for p in params]
-
-
-SHAMPOO_SHAPES = [(8, 64), (64, 16), (48, 48)]
+    return updates
 
 
 def check_shampoo(optimizer_class) -> bool:
-    """Three steps without error; every matrix update has all singular values
-    equal to lr and points against the gradient."""
+    """Three steps without error; every matrix update has all singular values equal
+    to lr and points against the gradient."""
     report = _Report("check_shampoo")
-    result, ok = _call(report, "three optimizer steps", _shampoo_steps, optimizer_class, SHAMPOO_SHAPES, _LR)
+    updates, ok = _call(report, "three optimizer steps", _shampoo_steps, optimizer_class, SHAMPOO_SHAPES, _LR)
     if ok:
-        updates, _ = result
         for update, shape in zip(updates[0], SHAMPOO_SHAPES):
             s = torch.linalg.svdvals(update.double())
             if not torch.allclose(s, torch.full_like(s, _LR), rtol=1e-3):
@@ -219,30 +396,101 @@ def check_shampoo(optimizer_class) -> bool:
         if (updates[0][0] * grad).sum() > 0:
             report.fail("the first update points along the gradient", "against it",
                         "subtract lr * U V^T (gradient descent), do not add it")
-    return report.done()
+    return report.done("three steps, every update lr * U V^T against the gradient")
+
+
+# For each shape: the factor by which the reference scales U V^T, and what classic mistakes give.
+_BONUS_FACTORS = {
+    (8, 784): (0.101015, dict(one=1.0, inverse_rms=28.0, inverse_frobenius=0.353553, swapped=9.89949)),
+    (64, 16): (2.0, dict(one=1.0, inverse_rms=8.0, inverse_frobenius=0.25, swapped=0.5)),
+    (1024, 256): (2.0, dict(one=1.0, inverse_rms=32.0, inverse_frobenius=0.0625, swapped=0.5)),
+    (10, 64): (0.395285, dict(one=1.0, inverse_rms=8.0, inverse_frobenius=0.316228, swapped=2.52982)),
+    (20, 45): (0.666667, dict(one=1.0, inverse_rms=6.7082, inverse_frobenius=0.223607, swapped=1.5)),
+}
+_BONUS_HINTS = {
+    "one": "no shape factor: every update keeps spectral norm lr, so the RMS->RMS norms still differ between shapes",
+    "inverse_rms": "scaling by 1/RMS(U V^T) equalises the entrywise RMS of the updates, not their RMS->RMS norm",
+    "inverse_frobenius": "scaling by 1/||U V^T||_F equalises the Frobenius norm of the updates, not their RMS->RMS "
+                         "norm",
+    "swapped": "fan_in and fan_out are swapped in the factor: a torch Linear weight is stored (fan_out, fan_in)",
+}
+
+
+def _equal_singular_values_stand_in(m: torch.Tensor) -> torch.Tensor:
+    """Stands in for part e's orthogonalisation while the bonus is checked: the check
+    feeds it momenta whose singular values are all equal, so dividing by one of them
+    is exact. Anything else means the code under test uses it outside the check's plan."""
+    s = torch.linalg.svdvals(m.detach().double().cpu())
+    if s.numel() == 0 or s[0] == 0 or (s[0] - s[-1]) > 1e-6 * s[0]:
+        raise _OutsideTheCheck("the shape factor was computed from a matrix's values; it should depend on the "
+                               "layer's shape (fan_out, fan_in) only")
+    return m / s[0].item()
+
+
+@contextlib.contextmanager
+def _stand_in_for_orthogonalization():
+    from helpers import optimizers
+
+    original = optimizers.orthogonalize_svd
+    optimizers.orthogonalize_svd = _equal_singular_values_stand_in
+    try:
+        yield
+    finally:
+        optimizers.orthogonalize_svd = original
+
+
+def _bonus_step(optimizer_class, shapes, lr, gradient_scale=3.0):
+    """One step on zero matrices whose gradients are ``gradient_scale`` times a matrix with all singular values 1;
+    returns each update as a multiple of that matrix: ``update = -factor * lr * direction``."""
+    params = [torch.nn.Parameter(torch.zeros(shape)) for shape in shapes]  # the update is then exact in float32
+    directions = [_semi_orthogonal(*shape) for shape in shapes]
+    bias = torch.nn.Parameter(torch.zeros(5))
+    opt = optimizer_class(params + [bias], lr=lr)
+    for p, direction in zip(params, directions):
+        p.grad = gradient_scale * direction
+    bias.grad = torch.ones(5)
+    with _stand_in_for_orthogonalization():
+        opt.step()
+    return [p.detach().double() for p in params], directions
+
+
+def _bonus_factor(update: torch.Tensor, direction: torch.Tensor) -> float:
+    return -(update * direction.double()).sum().item() / (_LR * min(direction.shape))
 
 
 def check_scaled_shampoo(optimizer_class) -> bool:
-    """Every matrix update has RMS->RMS norm lr, whatever its shape."""
+    """One step on matrices of five shapes: each update is ``U V^T`` times the shape
+    factor the bonus asks for (numbers per shape). Part e's orthogonalisation is
+    replaced by a stand-in, so this checks the shape factor alone."""
     report = _Report("check_scaled_shampoo")
-    shapes = [(8, 784), (64, 16), (1024, 256), (10, 64)]
-    result, ok = _call(report, "three optimizer steps", _shampoo_steps, optimizer_class, shapes, _LR, 1)
+    shapes = list(_BONUS_FACTORS)
+    result, ok = _call(report, "one optimizer step", _bonus_step, optimizer_class, shapes, _LR)
     if ok:
-        for update, (fan_out, fan_in) in zip(result[0][0], shapes):
-            s = torch.linalg.svdvals(update.double())
-            induced = math.sqrt(fan_in / fan_out) * s[0].item()
-            if _close(induced, _LR, 1e-3):
+        rescaled, ok = _call(report, "one optimizer step", _bonus_step, optimizer_class, shapes, _LR, 0.7)
+    if ok:
+        updates, directions = result
+        for update, direction, again, (shape, (expected, mistakes)) in zip(updates, directions, rescaled[0],
+                                                                           _BONUS_FACTORS.items()):
+            s = torch.linalg.svdvals(update)
+            if s[0] > 0 and (s[0] - s[-1]) > 1e-3 * s[0]:
+                report.fail(f"singular values of the {shape} update in [{s[-1]:.3g}, {s[0]:.3g}]",
+                            "all equal (a multiple of U V^T)", "the shape factor must be one number per layer")
                 continue
-            entry_rms = update.double().square().mean().sqrt().item()
-            frobenius = update.double().square().sum().sqrt().item()
-            if _close(entry_rms, _LR, 1e-3):
-                hint = "scaling by 1/RMS(U V^T) equalises the entrywise RMS, not the RMS->RMS norm"
-            elif _close(frobenius, _LR, 1e-3):
-                hint = "scaling by 1/||U V^T||_F equalises the Frobenius norm, not the RMS->RMS norm"
-            else:
-                hint = "||U V^T||_2 = 1 and ||A||_RMS->RMS = sqrt(fan_in/fan_out) ||A||_2: choose the factor to cancel"
-            report.fail(f"RMS->RMS norm {induced:.4g} for shape ({fan_out}, {fan_in})", f"lr = {_LR}", hint)
-    return report.done()
+            factor, other = _bonus_factor(update, direction), _bonus_factor(again, direction)
+            if not _close(factor, other):
+                report.fail(f"shape {shape}: the factor is {factor:.4g} for one gradient and {other:.4g} for the same "
+                            "gradient times 0.23", "the same factor",
+                            "the factor changes with the gradient's values: it should depend on the layer's shape "
+                            "(fan_out, fan_in) only")
+                continue
+            if _close(factor, expected):
+                continue
+            fallback = f"the factor is {factor / expected:.3g} times the expected one"
+            if factor < 0:
+                fallback = "the update points along the gradient: the factor must be positive"
+            report.fail(f"shape {shape}: the update is {factor:.6g} * lr * U V^T", f"{expected:.6g} * lr * U V^T",
+                        _diagnose(factor, mistakes, _BONUS_HINTS, fallback))
+    return report.done("the shape factor on five shapes")
 
 
 # ---------------------------------------------------------------- lecture
@@ -275,4 +523,42 @@ def check_newton_schulz(fn) -> bool:
         if gap > 1e-3:
             report.fail(f"polar factor differs from G's U V^T by {gap:.3g}", "< 1e-3",
                         "apply an odd polynomial of X (X, X X^T X, ...) so the singular vectors stay G's")
-    return report.done()
+    return report.done("shape, singular values and singular vectors on a 64x256 and a 256x64 matrix")
+
+
+# ---------------------------------------------------------------- notebook 01 (part a)
+ALTERNATING_WIDTHS = (16, 256, 16, 256, 16, 256, 16, 256)
+# One SimpleAdam step at lr 0.01 on ALTERNATING_WIDTHS (offline subset, seed 0): the mean RMS delta of the
+# width-16 activations (fan-in 256) and of the width-256 ones (fan-in 16). Seeds and data sources move
+# them by a few percent.
+_ALTERNATING_DELTAS = dict(narrow=0.2900, wide=0.0453)
+
+
+def check_alternating_widths(result) -> bool:
+    """``result = train_one_step(...)`` for hidden widths (16, 256, 16, 256, 16, 256, 16, 256)
+    with SimpleAdam at lr 0.01: the widths, and deltas of the size that experiment gives."""
+    import numpy as np
+
+    report = _Report("check_alternating_widths")
+    if not all(hasattr(result, name) for name in ("widths", "fan_ins", "rms_deltas")):
+        report.fail(f"a {type(result).__name__}", "the result of train_one_step(...)",
+                    "pass what train_one_step returns (it has widths, fan_ins and rms_deltas)")
+        return report.done("")
+    widths, fan_ins = tuple(int(w) for w in result.widths), tuple(int(f) for f in result.fan_ins)
+    if widths != ALTERNATING_WIDTHS[1:] or fan_ins != ALTERNATING_WIDTHS[:-1]:
+        report.fail(f"measured activations of widths {widths} with fan-ins {fan_ins}",
+                    f"hiddens={ALTERNATING_WIDTHS}: widths {ALTERNATING_WIDTHS[1:]}, fan-ins {ALTERNATING_WIDTHS[:-1]}",
+                    "wrong widths: pass hiddens=(16, 256, 16, 256, 16, 256, 16, 256) to train_one_step")
+        return report.done("")
+    deltas = np.asarray(result.rms_deltas, dtype=float)
+    narrow, wide = deltas[np.array(widths) == 16].mean(), deltas[np.array(widths) == 256].mean()
+    scale = narrow / _ALTERNATING_DELTAS["narrow"]
+    reference = f"about {_ALTERNATING_DELTAS['narrow']:.2f} and {_ALTERNATING_DELTAS['wide']:.3f}"
+    measured = f"mean RMS delta {narrow:.3g} for the width-16 activations, {wide:.3g} for the width-256 ones"
+    if not 0.75 < scale < 1.33:
+        report.fail(measured, reference, f"the deltas are {scale:.2g} times those of one SimpleAdam step at lr 0.01: "
+                                         "check the optimizer and the learning rate (lr=0.01)")
+    elif not narrow > 3 * wide:
+        report.fail(measured, reference, "the deltas hardly depend on the fan-in: that is not one plain Adam step "
+                                         "(use optimizer=SimpleAdam)")
+    return report.done("the alternating widths, one SimpleAdam step at lr 0.01")

@@ -1,19 +1,32 @@
-"""The student release and the solutions release, built from one source."""
+"""The student release (a homework that stands alone and gives no answer away, locally and in
+Colab) and the solutions release, built from one source."""
 
+import json
+import os
 import re
 import shutil
+import subprocess
 import sys
+import sysconfig
+import types
+import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from answer_patterns import find_answers
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import release  # noqa: E402
+import sync_colab_cell  # noqa: E402
 
-TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".yml"}
+TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".yml", ".cfg", ".toml", ""}
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+INSTRUCTOR_TOOLING = re.compile(r"make (?:test|run|unit|student|solutions|bench|grade)\b|release\.py|run_notebooks"
+                                r"|refresh_checked_outputs|nbval|papermill|pytest|\.ci/|Instructors?\b")
 
 
 def source_regions():
@@ -25,16 +38,42 @@ def source_regions():
             for begin, end in release.find_regions(source, f"{path.name}, cell {index}"):
                 lines += source[begin + 1:end]
     for path in sorted((ROOT / "helpers").glob("*.py")):
-        source = path.read_text().splitlines()
-        for begin, end in release.find_regions(source, path.name):
-            lines += source[begin + 1:end]
+        source = path.read_text()
+        for begin, end in release.find_regions(source.splitlines(), path.name):
+            lines += source.splitlines()[begin + 1:end]
     return lines
+
+
+def release_texts(out: Path):
+    """(relative path, text) of every text file of a release; a notebook's text is every cell's
+    source and every text output."""
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and ".venv" not in p.parts):
+        if path.suffix not in TEXT_SUFFIXES:
+            continue
+        text = path.read_text()
+        if path.suffix == ".ipynb":
+            cells = nbformat.read(path, as_version=4).cells
+            text = "\n".join([c.source for c in cells] + [json.dumps(c.get("outputs", [])) for c in cells])
+        yield str(path.relative_to(out)), text
 
 
 @pytest.fixture(scope="module")
 def student(tmp_path_factory):
     out = tmp_path_factory.mktemp("release") / "student"
     return out, release.build_student(ROOT, out)
+
+
+# ---------------------------------------------------------------- nothing gives an answer away
+def test_the_release_contains_no_answer_of_parts_b_to_d_and_the_bonus(student):
+    """Every file of the release (notebooks with all their cells, helpers with the checks' hints,
+    README, Makefile, data notes) is searched for the answers in any spacing."""
+    out, _ = student
+    found = {}
+    for path, text in release_texts(out):
+        for part, _, line in find_answers(text):
+            found.setdefault((path, line), []).append(part)
+    leaks = [f"{path}: [{', '.join(dict.fromkeys(parts))}] {line}" for (path, line), parts in found.items()]
+    assert not leaks, f"{len(leaks)} answer(s) in the student release:\n" + "\n".join(leaks)
 
 
 def test_no_solution_line_reaches_the_student_release(student):
@@ -46,32 +85,67 @@ def test_no_solution_line_reaches_the_student_release(student):
               if len(line.replace(" ", "")) >= 8 and not trivial.match(line.strip())}
     assert len(secret) > 30
     leaks = []
-    for path in out.rglob("*"):
-        if path.suffix in TEXT_SUFFIXES:
-            text = path.read_text()
-            if path.suffix == ".ipynb":
-                text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
-            present = {line.strip() for line in text.splitlines()}
-            leaks += [f"{path.relative_to(out)}: {line}" for line in secret & present]
+    for relative, text in release_texts(out):
+        present = {line.strip() for line in text.splitlines()}
+        leaks += [f"{relative}: {line}" for line in secret & present]
     assert not leaks, leaks
 
 
+# ---------------------------------------------------------------- what the student gets
 def test_student_release_is_complete_and_clean(student):
     out, built = student
-    for name in ("helpers/__init__.py", "data/mnist_subset.npz", "requirements.txt", "README.md"):
+    for name in ("helpers/__init__.py", "helpers/checks.py", "data/mnist_subset.npz", "requirements.txt",
+                 "README.md", "Makefile"):
         assert (out / name).exists(), name
-    notebooks = sorted((out / "notebooks").glob("*.ipynb"))
-    assert [p.name for p in notebooks] == [p.name for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
-    for path in notebooks:
+    assert sorted(p.name for p in (out / "notebooks").glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
+    for path in (out / "notebooks").glob("*.ipynb"):
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
             assert release.BEGIN not in cell.source and release.END not in cell.source
+            assert release.SOLUTIONS_ONLY not in cell.metadata.get("tags", [])
     stubbed = (out / "helpers" / "optimizers.py").read_text()
-    assert '        # YOUR CODE HERE\n        raise NotImplementedError("SimpleAdamMuP.layer_lr' in stubbed
+    assert '        # YOUR CODE HERE\n        raise NotImplementedError("SimpleAdamMuP.layer_lr in helpers/optimizers.py, ' \
+           'used in 03_mup_optimizer (homework part c)' in stubbed
     assert sum(len(blocks) for blocks in built.blocks.values()) >= 25
 
 
+def test_the_student_gets_their_own_readme_makefile_and_packages(student):
+    out, _ = student
+    readme, makefile = (out / "README.md").read_text(), (out / "Makefile").read_text()
+    assert readme != (ROOT / "README.md").read_text() and "@@" not in readme
+    for text, name in ((readme, "README.md"), (makefile, "Makefile")):
+        assert not INSTRUCTOR_TOOLING.search(text), (name, INSTRUCTOR_TOOLING.search(text).group(0))
+    torch = re.search(r"^torch==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    assert f"pip install torch=={torch} --index-url https://download.pytorch.org/whl/cpu" in readme
+    for section in ("## Start on your own computer", "## Working through a part", "## Google Colab",
+                    "## What to hand in", "make setup", "make lab", "make handin", "mup-course", "CheckFailed"):
+        assert section in readme, section
+    for target in ("setup:", "lab:", "handin:", "ipykernel install", "--name $(KERNEL)"):
+        assert target in makefile, target
+    packages = {re.split(r"[=<>]", line)[0] for line in (out / "requirements.txt").read_text().splitlines()
+                if line and not line.startswith("#")}
+    assert {"torch", "numpy", "matplotlib", "keras", "jupyterlab", "ipykernel", "tqdm"} <= packages
+    assert not packages & release.INSTRUCTOR_PACKAGES
+
+
+def test_no_file_of_the_release_refers_to_instructor_tooling(student):
+    out, _ = student
+    tooling = re.compile(r"make (?:test|run|unit|student|solutions|bench|grade)\b|scripts/|release\.py|run_notebooks"
+                         r"|refresh_checked_outputs|nbval|papermill|pytest|tests/|\.ci/")
+    found = [f"{path}: {line.strip()[:160]}" for path, text in release_texts(out) for line in text.splitlines()
+             if tooling.search(line)]
+    assert not found, "\n".join(found)
+
+
+def test_a_code_stub_names_what_the_cells_below_use(student):
+    out, _ = student
+    cells = nbformat.read(out / "notebooks" / "01_activation_deltas.ipynb", as_version=4).cells
+    stubs = [c.source for c in cells if c.cell_type == "code" and release.CODE_STUB in c.source]
+    assert any("01_activation_deltas (homework part a)" in s and "the cells below use: changed" in s for s in stubs)
+
+
+# ---------------------------------------------------------------- the round trip
 def test_round_trip_reproduces_the_source(student, tmp_path):
     out, built = student
     restored = tmp_path / "restored"
@@ -82,34 +156,48 @@ def test_round_trip_reproduces_the_source(student, tmp_path):
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         original = nbformat.read(path, as_version=4).cells
         back = nbformat.read(restored / "notebooks" / path.name, as_version=4).cells
-        assert [(c.cell_type, c.source) for c in back] == [(c.cell_type, c.source) for c in original], path.name
+        assert [(c.cell_type, c.source, c.metadata) for c in back] == \
+               [(c.cell_type, c.source, c.metadata) for c in original], path.name
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
-def test_student_notebook_runs_to_its_first_stub(student, path):
-    """Executed headlessly, each student notebook stops at its first stub with a
-    NotImplementedError naming the part; no earlier cell fails."""
-    import papermill
-
-    out, _ = student
-    notebook = out / "notebooks" / path.name
-    with pytest.raises(papermill.PapermillExecutionError) as error:
-        papermill.execute_notebook(str(notebook), str(out / f"executed_{path.name}"), parameters=dict(quick=True),
-                                   kernel_name="mup-course", cwd=str(notebook.parent), progress_bar=False)
-    assert error.value.ename == "NotImplementedError"
-    # Part e (05) writes no code of its own: it stops at the muP optimizer that part c completes.
-    expected = "03_mup_optimizer" if path.stem.startswith("05_") else path.stem
-    assert expected in error.value.evalue, error.value.evalue
-
-
-def write_notebook(folder: Path, cells) -> Path:
+def write_source(folder: Path, cells, name="99_broken") -> Path:
     (folder / "notebooks").mkdir(parents=True, exist_ok=True)
     (folder / "helpers").mkdir(exist_ok=True)
     (folder / "data").mkdir(exist_ok=True)
-    notebook = nbformat.v4.new_notebook(cells=cells)
-    path = folder / "notebooks" / "99_broken.ipynb"
-    nbformat.write(notebook, path)
+    path = folder / "notebooks" / f"{name}.ipynb"
+    metadata = {"kernelspec": {"name": "mup-course", "language": "python", "display_name": "Python (muP course)"},
+                "language_info": {"name": "python"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=metadata), path)
     return path
+
+
+def test_solutions_only_cells_are_left_out_and_restored(tmp_path):
+    verdict = nbformat.v4.new_code_cell("print('=> best: the answer')", metadata={"tags": ["solutions-only"]})
+    erratum = nbformat.v4.new_markdown_cell("> **Errata.** The rule is the answer.",
+                                            metadata={"tags": ["solutions-only"]})
+    cells = [nbformat.v4.new_markdown_cell("# 99 · Tiny (homework part z)"),
+             nbformat.v4.new_code_cell("x = 1\n### BEGIN SOLUTION\nanswer = 2 * x\nhelper = 3\n### END SOLUTION\n"
+                                       "print(x)"),
+             verdict,
+             nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(answer)"),
+             erratum,
+             nbformat.v4.new_markdown_cell("**Answer.**\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION")]
+    source = write_source(tmp_path / "src", cells, "99_tiny")
+    built = release.build_student(tmp_path / "src", tmp_path / "out")
+    student_cells = nbformat.read(tmp_path / "out" / "notebooks" / "99_tiny.ipynb", as_version=4).cells
+    assert len(student_cells) == 4 and "=> best" not in str(student_cells) and "Errata" not in str(student_cells)
+    stub = student_cells[1].source
+    assert stub.startswith("x = 1\n# YOUR CODE HERE\nraise NotImplementedError(\"99_tiny (homework part z): ")
+    assert stub.endswith("the cells below use: answer\")\nprint(x)")  # helper is not used below: not named
+    assert student_cells[2].source == "print(answer)"  # the nbval mark is instructor tooling
+    assert student_cells[3].source == "**Answer.**\nYOUR ANSWER HERE"
+    restored = tmp_path / "restored"
+    shutil.copytree(tmp_path / "out", restored)
+    release.restore(tmp_path / "out", built, restored)
+    back = nbformat.read(restored / "notebooks" / "99_tiny.ipynb", as_version=4).cells
+    original = nbformat.read(source, as_version=4).cells
+    assert [(c.cell_type, c.source, c.metadata) for c in back] == [(c.cell_type, c.source, c.metadata)
+                                                                   for c in original]
 
 
 @pytest.mark.parametrize("cell, message", [
@@ -121,27 +209,276 @@ def write_notebook(folder: Path, cells) -> Path:
     (nbformat.v4.new_markdown_cell("```\n### BEGIN SOLUTION\nx\n### END SOLUTION\n```"), "fenced code block"),
 ])
 def test_malformed_region_stops_the_build(tmp_path, cell, message):
-    write_notebook(tmp_path / "src", [nbformat.v4.new_markdown_cell("# 99 · Broken (test)"), cell])
+    write_source(tmp_path / "src", [nbformat.v4.new_markdown_cell("# 99 · Broken (test)"), cell])
     with pytest.raises(release.ReleaseError, match="notebooks/99_broken.ipynb") as error:
         release.build_student(tmp_path / "src", tmp_path / "out")
     assert message in str(error.value)
 
 
 def test_malformed_region_in_a_helper_names_the_file(tmp_path):
-    write_notebook(tmp_path / "src", [nbformat.v4.new_markdown_cell("# 99 · Fine (test)")])
+    write_source(tmp_path / "src", [nbformat.v4.new_markdown_cell("# 99 · Fine (test)")])
     (tmp_path / "src" / "helpers" / "broken.py").write_text("def f():\n    ### BEGIN SOLUTION\n    return 1\n")
     with pytest.raises(release.ReleaseError, match=r"helpers/broken.py: ### BEGIN SOLUTION at line 2 without"):
         release.build_student(tmp_path / "src", tmp_path / "out")
 
 
-def test_solutions_release_has_outputs_html_and_figures(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_ANSWERS_DIR", str(tmp_path / "answers"))
-    written = release.build_solutions(tmp_path / "solutions", quick=True,
-                                      notebooks=[ROOT / "notebooks" / "01_activation_deltas.ipynb"])
-    executed = nbformat.read(tmp_path / "solutions" / "01_activation_deltas.ipynb", as_version=4)
-    assert any(o.output_type == "display_data" for c in executed.cells if c.cell_type == "code" for o in c.outputs)
-    html = (tmp_path / "solutions" / "01_activation_deltas.html").read_text()
-    assert "<html" in html and "follow the fan-in" in html
-    assert sorted(p.name for p in (tmp_path / "solutions" / "figures" / "01_activation_deltas").glob("*.png")) == [
-        "adam_deltas.png", "adam_deltas_alternating.png"]
-    assert len(written) == 2
+# ---------------------------------------------------------------- following the README in an empty folder
+def offline_environment(home: Path) -> dict:
+    """The environment of a student's shell, except that the packages come from this test's
+    interpreter (PYTHONPATH) and pip may not use the network."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSE_", "JUPYTER", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(PYTHONPATH=sysconfig.get_paths()["purelib"], PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+               JUPYTER_PATH=str(home / ".venv" / "share" / "jupyter"), COURSE_DATA_SOURCE="subset",
+               COURSE_DEVICE="cpu", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
+    return env
+
+
+def readme_commands(readme: str) -> list[str]:
+    """The commands of the README's first shell block (the two commands to start)."""
+    block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+
+
+@pytest.fixture(scope="module")
+def standalone(student, tmp_path_factory):
+    """A copy of the release in an empty folder, set up as its README says."""
+    out, _ = student
+    home = tmp_path_factory.mktemp("empty") / "homework"
+    shutil.copytree(out, home)
+    assert readme_commands((home / "README.md").read_text()) == ["make setup", "make lab"]
+    env = offline_environment(home)
+    setup = subprocess.run(["make", "setup", f"PYTHON={sys._base_executable}"], cwd=home, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    return home, env
+
+
+def test_make_setup_creates_the_environment_and_registers_the_kernel(standalone):
+    home, env = standalone
+    spec = json.loads((home / ".venv" / "share" / "jupyter" / "kernels" / "mup-course" / "kernel.json").read_text())
+    assert spec["argv"][0] == str(home / ".venv" / "bin" / "python")
+    lab = subprocess.run(["make", "-n", "lab"], cwd=home, env=env, capture_output=True, text=True, timeout=60)
+    assert ".venv/bin/python -m jupyterlab" in lab.stdout and "notebooks/" in lab.stdout, lab.stdout + lab.stderr
+    assert subprocess.run([".venv/bin/python", "-c", "import jupyterlab, torch, helpers"], cwd=home, env=env,
+                          timeout=120).returncode == 0
+    handin = subprocess.run(["make", "handin"], cwd=home, env=env, capture_output=True, text=True, timeout=60)
+    assert handin.returncode == 0, handin.stderr
+    names = zipfile.ZipFile(home / "handin.zip").namelist()
+    assert "notebooks/03_mup_optimizer.ipynb" in names and "helpers/optimizers.py" in names
+    assert not any(name.startswith(("data/", ".venv/")) for name in names)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_notebook_runs_to_its_first_stub_with_the_release_kernel(standalone, path):
+    """Executed headlessly with the kernel that `make setup` registered in the copy, each
+    notebook stops at its first stub with a NotImplementedError naming the part; no earlier
+    cell fails."""
+    import papermill
+
+    home, env = standalone
+    notebook = home / "notebooks" / path.name
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # papermill starts the kernel with this process's environment
+    try:
+        with pytest.raises(papermill.PapermillExecutionError) as error:
+            papermill.execute_notebook(str(notebook), str(home / f"executed_{path.name}"), kernel_name="mup-course",
+                                       cwd=str(notebook.parent), progress_bar=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert error.value.ename == "NotImplementedError", (error.value.ename, error.value.evalue)
+    # Part e (05) writes no code of its own: it stops at the muP optimizer that part c completes.
+    expected = "03_mup_optimizer" if path.stem.startswith("05_") else path.stem
+    assert expected in error.value.evalue, error.value.evalue
+    assert str(home) in "".join(error.value.traceback) or "helpers/" not in error.value.evalue
+
+
+# ---------------------------------------------------------------- Colab
+COLAB_CELL = (ROOT / "release" / "colab_cell.py").read_text()
+
+
+@pytest.fixture
+def fake_colab(monkeypatch):
+    """``google.colab`` importable, as in Colab."""
+    google = types.ModuleType("google")
+    google.__path__ = []
+    colab = types.ModuleType("google.colab")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def run_cell(namespace=None):
+    namespace = {} if namespace is None else namespace
+    exec(compile(COLAB_CELL, "<colab cell>", "exec"), namespace)  # noqa: S102 - the cell, as Jupyter runs it
+    return namespace
+
+
+def test_outside_colab_the_cell_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COURSE_RELEASE_URL", str(tmp_path / "nowhere"))
+    monkeypatch.setitem(sys.modules, "google.colab", None)  # import google.colab fails, as off Colab
+    path, modules = list(sys.path), set(sys.modules)
+    namespace = run_cell({"__name__": "__main__"})
+    assert set(namespace) == {"__name__", "__builtins__"}
+    assert sys.path == path and list(tmp_path.iterdir()) == [] and Path.cwd() == tmp_path
+    assert set(sys.modules) == modules
+
+
+def fake_release(folder: Path, requirements="numpy==2.4.6\njupyterlab==4.6.6\n") -> Path:
+    (folder / "helpers").mkdir(parents=True)
+    (folder / "helpers" / "__init__.py").write_text("")
+    (folder / "requirements.txt").write_text(requirements)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "git"])
+def test_in_colab_the_cell_fetches_the_release_once_and_puts_it_on_the_path(kind, tmp_path, monkeypatch, fake_colab):
+    source = fake_release(tmp_path / "published" / "mup-course-student")
+    if kind == "zip":
+        location = tmp_path / "release.zip"
+        with zipfile.ZipFile(location, "w") as archive:
+            for path in source.rglob("*"):
+                archive.write(path, path.relative_to(source.parent))
+    elif kind == "git":
+        if shutil.which("git") is None:
+            pytest.skip("git is not installed")
+        for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "r"]):
+            subprocess.run(["git", *command], cwd=source, check=True)
+        location = f"file://{source}"
+    else:
+        location = source
+    content = tmp_path / "content"
+    content.mkdir()
+    monkeypatch.chdir(content)
+    monkeypatch.setenv("COURSE_RELEASE_URL", str(location))
+    run_cell()
+    assert (content / "mup-course" / "helpers" / "__init__.py").exists()
+    assert sys.path[0] == str(content / "mup-course")
+    (content / "mup-course" / "helpers" / "mine.py").write_text("edited = True")
+    run_cell()  # a second run keeps the student's edits and the path as it is
+    assert (content / "mup-course" / "helpers" / "mine.py").exists() and sys.path.count(str(content / "mup-course")) == 1
+
+
+def test_in_colab_the_cell_installs_only_what_is_missing(tmp_path, monkeypatch, fake_colab, capsys):
+    fake_release(tmp_path / "release", "numpy==2.4.6\nsurely-not-installed-pkg==1.0  # comment\njupyterlab==4.6.6\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COURSE_RELEASE_URL", str(tmp_path / "release"))
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: calls.append(command))
+    run_cell()
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", "surely-not-installed-pkg==1.0"]]
+    assert "installed surely-not-installed-pkg==1.0" in capsys.readouterr().out
+
+
+def test_the_colab_cell_is_the_same_first_cell_of_every_notebook():
+    first = [nbformat.read(p, as_version=4).cells[0] for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    assert all(c.cell_type == "code" and c.source == COLAB_CELL.rstrip("\n") for c in first)
+    assert all(c.metadata.get("tags") == [sync_colab_cell.TAG] for c in first)
+    assert sync_colab_cell.sync(sorted((ROOT / "notebooks").glob("*.ipynb")), check=True) == []
+
+
+def test_sync_colab_cell_is_idempotent(tmp_path):
+    paths = []
+    for path in NOTEBOOKS[:3]:
+        shutil.copyfile(path, tmp_path / path.name)
+        paths.append(tmp_path / path.name)
+    notebook = nbformat.read(paths[0], as_version=4)
+    notebook.cells = [c for c in notebook.cells if sync_colab_cell.TAG not in c.metadata.get("tags", [])]
+    notebook.cells.insert(2, sync_colab_cell.colab_cell("# an old version of the cell"))
+    nbformat.write(notebook, paths[0])
+    sync_colab_cell.sync(paths)
+    after = [p.read_bytes() for p in paths]
+    assert sync_colab_cell.sync(paths) == [] and [p.read_bytes() for p in paths] == after
+    for path in paths:
+        cells = nbformat.read(path, as_version=4).cells
+        assert cells[0].source == COLAB_CELL.rstrip("\n")
+        assert sum(sync_colab_cell.TAG in c.metadata.get("tags", []) for c in cells) == 1
+        parameters = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+        assert parameters > 0
+
+
+def test_a_notebook_alone_in_simulated_colab_fetches_the_release_and_runs_to_its_first_stub(student, tmp_path):
+    """One notebook in an empty folder, a stub google.colab module on the kernel's path, the
+    release location pointing at a local copy: the first cell fetches the release, `helpers`
+    is imported from it, and the notebook stops at its first stub (part b's norms)."""
+    import papermill
+
+    out, _ = student
+    stub = tmp_path / "colab_stub"
+    (stub / "google" / "colab").mkdir(parents=True)
+    (stub / "google" / "colab" / "__init__.py").write_text("")
+    content = tmp_path / "content"
+    content.mkdir()
+    shutil.copyfile(out / "notebooks" / "02_update_norms.ipynb", content / "02_update_norms.ipynb")
+    saved = dict(os.environ)
+    os.environ.update(PYTHONPATH=str(stub), COURSE_RELEASE_URL=str(out), COURSE_DATA_SOURCE="subset",
+                      COURSE_DEVICE="cpu", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    try:
+        with pytest.raises(papermill.PapermillExecutionError) as error:
+            papermill.execute_notebook(str(content / "02_update_norms.ipynb"), str(tmp_path / "executed.ipynb"),
+                                       kernel_name="mup-course", cwd=str(content), progress_bar=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert error.value.ename == "NotImplementedError" and "02_update_norms (homework part b)" in error.value.evalue
+    assert str(content / "mup-course" / "helpers" / "norms.py") in "".join(error.value.traceback)
+    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    colab_cell = next(c for c in executed.cells if sync_colab_cell.TAG in c.metadata.get("tags", []))
+    printed = "".join(o.get("text", "") for o in colab_cell.outputs)
+    assert f"Colab setup: course files in {content / 'mup-course'}" in printed and "installed" not in printed
+
+
+# ---------------------------------------------------------------- the solutions release
+TINY = [
+    nbformat.v4.new_markdown_cell("# 98 · Tiny (test)\n\n**Answer.**\n### BEGIN SOLUTION\nForty-two.\n"
+                                  "### END SOLUTION"),
+    nbformat.v4.new_code_cell("device = 'cpu'\ndata_source = 'subset'\nseed = 0\nsave_figures = False",
+                              metadata={"tags": ["parameters"]}),
+    nbformat.v4.new_code_cell(
+        "%matplotlib inline\nimport os\nfrom pathlib import Path\nimport matplotlib.pyplot as plt\n"
+        "### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION\n"
+        "print('    ### BEGIN ' + 'SOLUTION')  # helper code printed by show_source carries the markers\n"
+        "print(f'the answer is {answer}')\n"
+        "fig, ax = plt.subplots()\nax.plot([0, 1], [0, answer])\n"
+        "if save_figures:\n"
+        "    target = Path(os.environ['COURSE_FIGURE_DIR']) / '98_tiny'\n"
+        "    target.mkdir(parents=True, exist_ok=True)\n"
+        "    fig.savefig(target / 'line.png')"),
+]
+
+
+def test_solutions_release_has_outputs_html_and_figures_without_markers(tmp_path, monkeypatch):
+    """build_solutions on a tiny synthetic notebook (no course notebook runs twice), with
+    MPLBACKEND=Agg in the caller's environment."""
+    source = write_source(tmp_path / "src", TINY, "98_tiny")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("COURSE_KERNEL_THREADS", "1")
+    out = tmp_path / "solutions"
+    written = release.build_solutions(out, [source], jobs=1, data_source="subset", answers_dir=tmp_path / "answers")
+    assert written == [out / "98_tiny.ipynb", out / "98_tiny.html"]
+    executed = nbformat.read(out / "98_tiny.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert any(o.output_type == "display_data" and "image/png" in o.data for o in outputs)
+    assert "the answer is 42" in json.dumps(outputs) and "Forty-two." in executed.cells[0].source
+    html = (out / "98_tiny.html").read_text()
+    assert "<html" in html and "the answer is 42" in html and "Forty-two." in html and "data:image/png" in html
+    for text in (html, json.dumps(executed)):
+        assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    assert (out / "figures" / "98_tiny" / "line.png").exists()
+    assert "COURSE_FIGURE_DIR" not in os.environ
+
+
+def test_export_html_of_an_executed_course_notebook_hides_the_markers(executed_notebooks, tmp_path):
+    """export_html on the session's executed copy (executed once per test run, see conftest)."""
+    name = next(iter(n for n in ("06_shampoo_orthogonalization", "01_activation_deltas") if n in executed_notebooks),
+                next(iter(executed_notebooks)))
+    run = executed_notebooks[name]
+    executed = tmp_path / f"{name}.ipynb"
+    nbformat.write(run.notebook, executed)
+    assert release.BEGIN in executed.read_text()
+    html = release.export_html(executed, tmp_path / f"{name}.html").read_text()
+    assert "<html" in html and "BEGIN SOLUTION" not in html and "END SOLUTION" not in html
+    assert "data:image/png" in html
