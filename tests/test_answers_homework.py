@@ -245,3 +245,54 @@ def test_simple_adam_mup_docstring_gives_no_rule_away():
     start = text.index("class SimpleAdamMuP")
     body = _normal(text[start:text.index("\ndef ", start)])
     assert not [p for p in ("/ fan_in", "input_mult / fan_in", "sqrt(fan_in)") if _normal(p) in body]
+
+
+# ---------------------------------------------------------------- the helpers behind these answers
+def _sweep(label, losses, lrs=(0.1, 1.0)):
+    from helpers.experiments import SweepResult
+
+    losses = np.asarray(losses, dtype=float)
+    return SweepResult(label, np.array([8, 64]), np.array(lrs), (4, 5, 6), losses)
+
+
+def test_compare_best_losses_pairs_the_seeds_at_each_sweeps_best_rate():
+    from helpers.experiments import compare_best_losses
+
+    # losses[seed, width, lr]: "a" is best at lr 1 everywhere; "b" at lr 0.1
+    a = _sweep("a", [[[2.0, 1.00], [2.0, 0.50]], [[2.0, 1.10], [2.0, 0.70]], [[2.0, 1.20], [2.0, 0.60]]])
+    b = _sweep("b", [[[0.90, 2.0], [0.40, 2.0]], [[1.00, 2.0], [0.80, 2.0]], [[1.10, 2.0], [0.55, 2.0]]])
+    result = compare_best_losses(a, b)
+    assert result.losses.shape == (2, 3, 2)
+    assert result.losses[0, :, 0].tolist() == [1.0, 1.1, 1.2] and result.losses[0, :, 1].tolist() == [0.9, 1.0, 1.1]
+    assert result.winners == ["b", None]  # width 64: b is lower on two seeds of three only
+    assert result.widths_won_by("b") == [8] and result.widths_won_by(None) == [64]
+    assert "no clear winner" in result.table()
+    narrower = type(a)("c", np.array([8]), a.lrs, a.seeds, a.losses[:, :1])
+    with pytest.raises(ValueError, match="share widths and seeds"):
+        compare_best_losses(a, narrower)
+
+
+def test_scaled_mlp_readout_multiplier():
+    import torch
+
+    from helpers.models import MLP, ScaledMLP
+
+    torch.manual_seed(0)
+    plain = MLP(hidden_sizes=(16, 32), bias=False)
+    torch.manual_seed(0)
+    scaled = ScaledMLP(hidden_sizes=(16, 32), output_mult=0.0015)
+    assert scaled.multipliers[-1] == 0.0015 and ScaledMLP(hidden_sizes=(16, 32)).multipliers[-1] == 1.0
+    x = torch.rand(4, 784)
+    assert torch.allclose(plain(x)[0], scaled(x)[0], atol=1e-5)  # the same function at init
+    for bad in (0, -1.0, float("inf"), True):
+        with pytest.raises(ValueError, match="output_mult"):
+            ScaledMLP(hidden_sizes=(16, 32), output_mult=bad)
+
+
+def test_monte_carlo_standard_errors():
+    from helpers.theory import init_rms_squared, signgd_rms_squared
+
+    mean, error = init_rms_squared(16, 8, trials=400, seed=0, stderr=True)
+    assert mean == init_rms_squared(16, 8, trials=400, seed=0) and 0 < error < 0.1 * mean
+    mean, error = signgd_rms_squared(16, 8, trials=400, seed=0, stderr=True)
+    assert mean == signgd_rms_squared(16, 8, trials=400, seed=0) and 0 < error < 0.1 * mean
