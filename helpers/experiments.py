@@ -110,6 +110,23 @@ def train_one_step(
     return result
 
 
+def deltas_over_seeds(hiddens: Sequence[int], optimizer, lr: float, seeds: Sequence[int], *, data=None,
+                      device=None, mlp=MLP) -> np.ndarray:
+    """``rms_deltas[seed, activation]``: :func:`train_one_step` (no plot) for every seed."""
+    return np.stack([train_one_step(mlp, hiddens, optimizer, lr=lr, data=data, seed=s, device=device,
+                                    plot=False).rms_deltas for s in _check_list("seeds", seeds)])
+
+
+def hidden_step_sizes(optimizer, hiddens: Sequence[int], lr: float, *, mlp=MLP) -> np.ndarray:
+    """``optimizer.layer_lr(p) * fan_in`` for every hidden weight matrix (not the input layer, not
+    the readout) of a fresh ``mlp`` with these widths, for an optimizer with per-layer rates
+    (SimpleAdamMuP or a subclass)."""
+    opt = optimizer(mlp(hidden_sizes=tuple(hiddens)).parameters(), lr=lr)
+    group = opt.param_groups[0]
+    return np.array([opt.layer_lr(group, p) * p.shape[1] for p in group["params"]
+                     if opt.roles[id(p)] == "hidden"])
+
+
 @dataclass
 class MatrixNormsResult:
     """Norms of ``new W - old W`` for every weight matrix after one step (part b)."""
@@ -393,6 +410,54 @@ def lr_sweep(
                     bar.update()
     bar.close()
     return SweepResult(label, np.array(widths), np.array(lrs), seeds, losses, mode=mode)
+
+
+@dataclass
+class BestLossComparison:
+    """Per width, each sweep's validation loss on every seed at that sweep's own best learning
+    rate (``losses[width, seed, sweep]``), and the clear winner per width (or None)."""
+
+    names: list
+    widths: np.ndarray
+    losses: np.ndarray
+    winners: list
+
+    def widths_won_by(self, name) -> list:
+        """The widths where ``name`` wins (``None``: where there is no clear winner)."""
+        return [int(w) for w, winner in zip(self.widths, self.winners) if winner == name]
+
+    def table(self) -> str:
+        rows = [f"{'width':>6} " + " ".join(f"{n + ' best (seed range)':>30}" for n in self.names) + "   lower on every seed"]
+        for w, width in enumerate(self.widths):
+            cells = [f"{self.losses[w, :, k].mean():.3f} ({self.losses[w, :, k].min():.3f}-{self.losses[w, :, k].max():.3f})"
+                     for k in range(len(self.names))]
+            rows.append(f"{width:>6} " + " ".join(f"{c:>30}" for c in cells)
+                        + f"   {self.winners[w] or 'no clear winner'}")
+        return "\n".join(rows)
+
+
+def compare_best_losses(*sweeps: SweepResult) -> BestLossComparison:
+    """Is one optimizer's best loss lower than another's, width by width, beyond seed noise?
+
+    Each sweep contributes, per width, its losses on every seed at its own best learning rate
+    (lowest seed-mean). A seed gives every sweep the same initial weights and batches, so the
+    seeds pair up: :func:`helpers.verdicts.clear_winner` names the sweep that is lower on every
+    seed, else None. The sweeps must share widths and seeds."""
+    from helpers.verdicts import clear_winner
+
+    if len(sweeps) < 2:
+        raise ValueError("compare_best_losses needs at least two sweeps.")
+    for other in sweeps[1:]:
+        if tuple(other.widths) != tuple(sweeps[0].widths) or tuple(other.seeds) != tuple(sweeps[0].seeds):
+            raise ValueError("the sweeps must share widths and seeds to be compared seed by seed.")
+    columns = []
+    for sweep in sweeps:
+        index = [int(np.flatnonzero(sweep.lrs == lr)[0]) for lr in sweep.best_lr]
+        columns.append(np.stack([sweep.losses[:, w, k] for w, k in enumerate(index)]))  # [width, seed]
+    losses = np.stack(columns, axis=-1)
+    names = [sweep.label for sweep in sweeps]
+    winners = [clear_winner(losses[w], names) for w in range(len(sweeps[0].widths))]
+    return BestLossComparison(names, np.array(sweeps[0].widths), losses, winners)
 
 
 def fan_in_versus_width(result: OneStepResult) -> dict[str, float]:

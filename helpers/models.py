@@ -60,23 +60,30 @@ class MLP(nn.Module):
         return self.layer_output(len(self.layers) - 1, x), activations[1:]
 
 
-def mup_multipliers(input_size: int, hidden_sizes: Sequence[int], input_mult: float = 10.0) -> tuple[float, ...]:
-    """Per-layer output multipliers that make Adam behave like SimpleAdamMuP:
-    ``input_mult / fan_in`` for the input layer, ``1 / fan_in`` for the hidden
-    layers, and 1 for the readout (which SimpleAdamMuP gives a fixed lr instead)."""
+def mup_multipliers(input_size: int, hidden_sizes: Sequence[int], input_mult: float = 10.0,
+                    output_mult: float = 1.0) -> tuple[float, ...]:
+    """One output multiplier ``c_l`` per layer, input layer first, readout last (part d).
+
+    Chosen so that plain SimpleAdam at a global learning rate ``lr`` on :class:`ScaledMLP`
+    moves the effective weights ``c_l * W_l`` as SimpleAdamMuP at ``lr`` moves the plain
+    MLP's weights (its ``input_mult`` included). The readout's multiplier is ``output_mult``:
+    notebook 04 asks which value makes whole training runs match."""
     ### BEGIN SOLUTION
-    hidden_fan_ins = hidden_sizes[:-1]  # the readout's fan-in, hidden_sizes[-1], gets no multiplier
-    return (input_mult / input_size, *(1.0 / f for f in hidden_fan_ins), 1.0)
+    # Under Adam, multiplying a layer's output by c moves its effective weight c * W by c * lr * u:
+    # c acts as a learning-rate factor, so c_l is muP's factor, input_mult / fan_in for the input
+    # layer and 1 / fan_in for the hidden layers.
+    hidden_fan_ins = hidden_sizes[:-1]  # the readout's fan-in, hidden_sizes[-1], belongs to output_mult
+    return (input_mult / input_size, *(1.0 / f for f in hidden_fan_ins), float(output_mult))
     ### END SOLUTION
 
 
 class ScaledMLP(MLP):
     """muP by changing the network instead of the optimizer (part d).
 
-    Layer ``l`` computes ``c_l * (W_l x)`` with ``c_l`` from :func:`mup_multipliers`,
-    and its stored weights start at ``W_init / c_l``, so that the effective weight
-    ``c_l * W_l`` (and the forward pass) equals the bias-free MLP's at init.
-    Trained with plain SimpleAdam it reproduces SimpleAdamMuP; notebook 04 asks why.
+    Layer ``l`` computes ``c_l * (W_l x)`` with ``c_l`` from :func:`mup_multipliers`. At
+    init the network must compute the same function as the bias-free :class:`MLP` built
+    under the same seed (notebook 04 asks what that takes). ``output_mult`` is the
+    readout's multiplier (1 by default).
     """
 
     def __init__(
@@ -85,11 +92,16 @@ class ScaledMLP(MLP):
         hidden_sizes: Sequence[int] = (8, 16, 32, 64, 128),
         num_classes: int = 10,
         input_mult: float = 10.0,
+        output_mult: float = 1.0,
     ):
         super().__init__(input_size, hidden_sizes, num_classes, bias=False)
-        self.multipliers = mup_multipliers(input_size, self.hidden_sizes, input_mult)
+        for name, value in (("input_mult", input_mult), ("output_mult", output_mult)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+        self.multipliers = mup_multipliers(input_size, self.hidden_sizes, input_mult, output_mult)
         with torch.no_grad():
             ### BEGIN SOLUTION
+            # The effective weight c_l * W_l must start at the plain MLP's weight: store W_init / c_l.
             for layer, multiplier in zip(self.layers, self.multipliers):
                 layer.weight.div_(multiplier)
             ### END SOLUTION

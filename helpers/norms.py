@@ -41,22 +41,20 @@ def spectral_norm(W: torch.Tensor) -> float:
 
 
 def rms_to_rms_norm(W: torch.Tensor) -> float:
-    """The induced operator norm between RMS-normed spaces:
-    ``max_x RMS(W x) / RMS(x) = sqrt(fan_in / fan_out) * ||W||_2``,
-    since ``RMS(y) = ||y||_2 / sqrt(dim y)``."""
+    """The induced operator norm between RMS-normed spaces, ``max_x RMS(W x) / RMS(x)``,
+    where ``RMS(v) = ||v||_2 / sqrt(dim v)`` (``x`` has fan_in entries, ``W x`` fan_out)."""
     ### BEGIN SOLUTION
+    # RMS(W x) / RMS(x) = sqrt(fan_in / fan_out) * ||W x||_2 / ||x||_2, and the largest value of
+    # ||W x||_2 / ||x||_2 is the spectral norm: the norm is sqrt(fan_in / fan_out) * ||W||_2.
     fan_out, fan_in = _as_matrix(W).shape
     return math.sqrt(fan_in / fan_out) * spectral_norm(W)
     ### END SOLUTION
 
 
 def entrywise_rms(W: torch.Tensor) -> float:
-    """``sqrt(mean_ij W_ij^2) = ||W||_F / sqrt(fan_out * fan_in)``.
+    """The typical size of an entry, ``sqrt(mean_ij W_ij^2) = ||W||_F / sqrt(fan_out * fan_in)``.
 
-    This is the formula the handout prints as the "RMS-RMS induced norm", but it
-    is *not* an induced (operator) norm: it measures the typical entry, not how
-    much the matrix can grow an input. For a first Adam step (entries ``±lr``)
-    it equals lr in every layer, so it cannot explain why wider fan-ins move
-    their outputs more. Use :func:`rms_to_rms_norm` for the induced norm."""
+    This is the formula the handout prints for its "RMS-RMS induced norm"; notebook 02
+    measures it beside the other norms (given, not part of the exercise)."""
     W = _as_matrix(W)
     return frobenius_norm(W) / math.sqrt(W.numel())

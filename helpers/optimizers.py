@@ -177,10 +177,10 @@ class SimpleAdamMuP(SimpleAdam):
 
     * hidden weights: the rate that makes one step move every layer's output by
       the same amount at any width (part c, notebook 03: what grows with width?);
-    * input weights: ``lr * input_mult / fan_in`` (the raw image is not a
-      sigmoid feature: the course's fudge factor of 10);
+    * input weights: the hidden layers' rule times ``input_mult`` (the course's
+      fudge factor of 10: the raw image is not a sigmoid feature);
     * readout weights: the fixed ``output_lr``, independent of ``lr``;
-    * biases, treated as (d_out, 1) matrices (fan_in 1): ``lr * bias_mult``.
+    * biases, treated as (d_out, 1) matrices (fan_in 1), times ``bias_mult``.
 
     The input and readout layers are the first and last 2-D parameters, in the
     order given; or name them with param groups that carry

@@ -2,29 +2,40 @@
 
 Shapes follow the handout: input ``x`` in R^{d1}, weights ``W`` in R^{d2 x d1},
 everything i.i.d. standard Gaussian. The closed forms are the student's answer
-(notebook 00); these functions only sample.
+(notebook 00); these functions only sample. With ``stderr=True`` each returns
+``(estimate, standard error of the estimate)``, the sampling noise to compare a
+prediction against.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from helpers.norms import rms
 
 
-def init_rms_squared(d1: int, d2: int, trials: int = 2000, seed: int = 0) -> float:
+def _mean(samples: torch.Tensor, stderr: bool):
+    mean = samples.mean().item()
+    if not stderr:
+        return mean
+    return mean, samples.std().item() / math.sqrt(samples.numel())
+
+
+def init_rms_squared(d1: int, d2: int, trials: int = 2000, seed: int = 0, *, stderr: bool = False):
     """Monte Carlo estimate of ``E[RMS(W x)^2]`` for Gaussian ``W`` (d2 x d1) and ``x``."""
     gen = torch.Generator().manual_seed(seed)
     W = torch.randn(trials, d2, d1, generator=gen, dtype=torch.float64)
     x = torch.randn(trials, d1, 1, generator=gen, dtype=torch.float64)
-    return rms((W @ x).squeeze(-1), dim=-1).square().mean().item()
+    return _mean(rms((W @ x).squeeze(-1), dim=-1).square(), stderr)
 
 
-def signgd_rms_squared(d1: int, d2: int, trials: int = 2000, seed: int = 0) -> float:
+def signgd_rms_squared(d1: int, d2: int, trials: int = 2000, seed: int = 0, *, stderr: bool = False):
     """Monte Carlo estimate of ``E[RMS(y')^2]`` with ``y' = sign(g x^T) x``,
     ``x`` and ``g`` standard Gaussian (the same ``x`` that made the gradient)."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(trials, d1, 1, generator=gen, dtype=torch.float64)
     g = torch.randn(trials, d2, 1, generator=gen, dtype=torch.float64)
     update = torch.sign(g @ x.transpose(1, 2))  # (trials, d2, d1): the shape of W
-    return rms((update @ x).squeeze(-1), dim=-1).square().mean().item()
+    return _mean(rms((update @ x).squeeze(-1), dim=-1).square(), stderr)
