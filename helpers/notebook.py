@@ -58,11 +58,11 @@ class NotebookSession:
             self.answers["train_size"] = len(train)
         print(f"device: {self.device}{sizes}, seed: {self.seed}")
 
-    def save(self, fig, name: str):
-        """Save ``fig`` under build/figures/<notebook>/ when save_figures is on."""
+    def save(self, fig, name: str) -> None:
+        """Save ``fig`` under build/figures/<notebook>/ when save_figures is on. Returns None,
+        so a cell that ends with it prints no path."""
         if self.save_figures and fig is not None:
-            return save_figure(fig, name, subdir=self.name)
-        return None
+            save_figure(fig, name, subdir=self.name)
 
     def record(self, **answers) -> None:
         """Store computed answers and write them to build/answers/<notebook>.json
