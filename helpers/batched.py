@@ -26,6 +26,8 @@ matrix products as the loop, minus the validation passes (make bench).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -101,10 +103,11 @@ class StackedAdam:
             torch.addcmul(p0, rate, direction, out=p)
 
 
-def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
+def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor], record: list | None = None) -> torch.Tensor:
     """Course MLP forward for N stacked models: ``len(inputs)`` seeds of
     ``N / len(inputs)`` runs each, ``inputs[s]`` seed s's batch [B, d_in].
-    Returns per-run cross-entropy inputs: logits [N, classes, B].
+    Returns per-run cross-entropy inputs: logits [N, classes, B]; ``record``, if
+    given, receives every hidden activation [N, features, B] (the coordinate check).
 
     Activations are kept as [N, features, B], i.e. ``h_next = W h + b``, so that
     every weight gradient ``dH h^T`` comes out contiguous (the fused Adam kernel
@@ -120,6 +123,8 @@ def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Te
     x = torch.sigmoid(x.view(n, width, -1))
     layers = len(params) // 2
     for index in range(1, layers):
+        if record is not None:
+            record.append(x)
         weight, bias = params[2 * index], params[2 * index + 1]
         x = torch.baddbmm(bias.unsqueeze(2), weight, x)
         if index < layers - 1:
@@ -130,6 +135,28 @@ def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Te
 def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-run mean cross-entropy: logits [N, classes, B], targets [N, B] -> [N]."""
     return nn.functional.cross_entropy(logits, targets, reduction="none").mean(1)
+
+
+def stack_runs(inits: list[list[torch.Tensor]], optimizers: list, used: torch.Tensor, device):
+    """The runs' parameters stacked along a new leading axis, on ``device`` and ready
+    for gradients (the first layer keeps only the ``used`` pixels), and their
+    ``StackedAdam``: ``inits[r]`` is run r's parameter list in MLP order, and
+    ``optimizers[r](inits[r])`` builds its optimizer, from which each parameter's
+    learning rate is read (``layer_lr``)."""
+    rates, groups = [], []
+    for init, optimizer in zip(inits, optimizers):
+        opt = optimizer(init)
+        if len(opt.param_groups) != 1:
+            raise ValueError("the batched runs need an optimizer with one param group")
+        rates.append([opt.layer_lr(g, p) for g in opt.param_groups for p in g["params"]])
+        groups.append({key: value for key, value in opt.param_groups[0].items() if key not in ("params", "lr")})
+    if any(group != groups[0] for group in groups):
+        raise ValueError("the batched runs need the same betas and switches for every run")
+    columns = [[p.detach() for p in init] for init in inits]
+    for init in columns:
+        init[0] = init[0][:, used]
+    params = [torch.stack([init[j] for init in columns]).to(device).requires_grad_() for j in range(len(columns[0]))]
+    return params, StackedAdam(params, rates, groups[0])
 
 
 def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, valid, device) -> np.ndarray:
@@ -148,21 +175,8 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
     for seed in seeds:  # the same init as experiments._build: CPU, fixed seed
         torch.manual_seed(seed)
         inits.append(list(MLP(hidden_sizes=tuple(hiddens)).parameters()))
-    # The per-parameter learning rate of every run, read off the optimizer itself.
-    rates, groups = [], []
-    for s, k in runs:
-        opt = optimizer(inits[s], lr=lrs[k])
-        if len(opt.param_groups) != 1:
-            raise ValueError("the batched sweep needs an optimizer with one param group")
-        rates.append([opt.layer_lr(g, p) for g in opt.param_groups for p in g["params"]])
-        groups.append({key: value for key, value in opt.param_groups[0].items() if key not in ("params", "lr")})
-    if any(group != groups[0] for group in groups):
-        raise ValueError("the batched sweep needs the same betas and switches for every run")
-    for init in inits:
-        init[0] = init[0][:, used]
-    params = [torch.stack([inits[s][j].detach() for s, _ in runs]).to(device).requires_grad_()
-              for j in range(len(inits[0]))]
-    adam = StackedAdam(params, rates, groups[0])
+    params, adam = stack_runs([inits[s] for s, _ in runs], [functools.partial(optimizer, lr=lrs[k]) for _, k in runs],
+                              used, device)
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     flat_valid = [valid_images] * len(seeds)
     valid_targets = valid_labels.to(device).expand(len(runs), -1)
