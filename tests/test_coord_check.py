@@ -300,3 +300,48 @@ def test_an_unfinished_stub_stops_the_check():
 
     with pytest.raises(NotImplementedError):
         check_slope_verdict(stub)
+
+
+# ---------------------------------------------------------------- notebook 12 at full size
+def test_12_coordinate_check_verdicts(executed_notebooks):
+    """What notebook 12 prints and records, checked on the run the student sees."""
+    run = executed_notebooks["12_coordinate_check"]
+    answers, stdout = run.answers, run.stdout
+    assert answers["check_passed"] is True
+    first, hidden, readout = answers["adam"]["layers"]
+
+    def verdicts(name, layer):
+        return answers[name]["verdicts"][layer]
+
+    def step_one_mean(name, layer_index):
+        return answers[name]["slope_mean"][0][layer_index]
+
+    assert answers["adam"]["widths"][0] == 64 and answers["adam"]["widths"][-1] >= 1024
+    assert len(answers["adam"]["seeds"]) == 3 and len(verdicts("adam", hidden)) == 10
+    # Standard Adam: the hidden layer and the readout grow with width from step 1 (slope about 1).
+    assert step_one_mean("adam", 1) > 0.7 and verdicts("adam", hidden) == ["growing"] * 10
+    assert verdicts("adam", readout)[0] == "growing"
+    # muP in both forms and spectral Muon: flat hidden layer after one step, growing readout.
+    for name in ("mup", "scaled_mlp", "muon_spectral"):
+        assert abs(step_one_mean(name, 1)) <= 0.1 and verdicts(name, hidden)[0] == "flat"
+        assert verdicts(name, readout)[0] == "growing"
+    assert verdicts("scaled_mlp", first) == verdicts("scaled_mlp", hidden) == ["flat"] * 10
+    assert verdicts("muon_moonlight", hidden)[0] == "growing"
+    # Plain Shampoo: first layer shrinks and readout grows at every step; the bonus scale fixes the first layer.
+    assert verdicts("shampoo", first) == ["shrinking"] * 10 and verdicts("shampoo", readout) == ["growing"] * 10
+    assert step_one_mean("shampoo", 0) == pytest.approx(-0.5, abs=0.1)
+    assert step_one_mean("shampoo", 2) == pytest.approx(0.5, abs=0.1)
+    assert verdicts("shampoo_bonus", first) == verdicts("shampoo_bonus", hidden) == ["flat"] * 10
+    # The broken rule fails; muP with a muP readout passes; the step-1 predictions hold.
+    assert answers["sqrt_rule_fails"] is True and verdicts("sqrt_rule", hidden) == ["growing"] * 10
+    # Later steps: the broken hidden rule tilts the first layer; the readout makes muP's hidden layer shrink.
+    assert verdicts("sqrt_rule", first)[0] == "flat" and "growing" in verdicts("sqrt_rule", first)[1:]
+    assert verdicts("mup", hidden)[0] == "flat" and "shrinking" in verdicts("mup", hidden)[1:]
+    assert answers["mup_readout_passes"] is True
+    assert all(answers["prediction_matches"].values()) and len(answers["prediction_matches"]) == 8
+    assert f"=> {len(answers['prediction_matches'])} of 8 step-1 predictions match" in stdout
+    # One step against ten: the homework's check passes where the coordinate check does not.
+    assert answers["homework_check"] == ["mup", "scaled_mlp", "muon_spectral", "shampoo", "shampoo_bonus"]
+    assert answers["coordinate_check"] == []
+    assert len(answers["readout_growing"]) == 7
+    assert "every layer flat at every step (the coordinate check):   none" in stdout
