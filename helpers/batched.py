@@ -32,6 +32,8 @@ matrix products as the loop, minus the validation passes (make bench).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -137,10 +139,11 @@ class StackedMuon:
                 p[run].add_(newton_schulz(direction[run], steps=self.group["ns_steps"]) * scale, alpha=-rate)
 
 
-def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
+def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor], record: list | None = None) -> torch.Tensor:
     """Course MLP forward for N stacked models: ``len(inputs)`` seeds of
     ``N / len(inputs)`` runs each, ``inputs[s]`` seed s's batch [B, d_in].
-    Returns per-run cross-entropy inputs: logits [N, classes, B].
+    Returns per-run cross-entropy inputs: logits [N, classes, B]; ``record``, if
+    given, receives every hidden activation [N, features, B] (the coordinate check).
 
     Activations are kept as [N, features, B], i.e. ``h_next = W h + b``, so that
     every weight gradient ``dH h^T`` comes out contiguous (the fused Adam kernel
@@ -156,6 +159,8 @@ def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Te
     x = torch.sigmoid(x.view(n, width, -1))
     layers = len(params) // 2
     for index in range(1, layers):
+        if record is not None:
+            record.append(x)
         weight, bias = params[2 * index], params[2 * index + 1]
         x = torch.baddbmm(bias.unsqueeze(2), weight, x)
         if index < layers - 1:
@@ -166,6 +171,54 @@ def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Te
 def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-run mean cross-entropy: logits [N, classes, B], targets [N, B] -> [N]."""
     return nn.functional.cross_entropy(logits, targets, reduction="none").mean(1)
+
+
+class StackedOptimizer:
+    """One step for N stacked runs: ``StackedAdam`` on the parameters Adam trains and, for
+    MuonAdam, ``StackedMuon`` on its hidden matrices."""
+
+    def __init__(self, adam: StackedAdam, adam_part: list[int], muon: StackedMuon | None, muon_part: list[int]):
+        self.adam, self.adam_part, self.muon, self.muon_part = adam, adam_part, muon, muon_part
+
+    def step(self, grads) -> None:
+        self.adam.step([grads[j] for j in self.adam_part])
+        if self.muon is not None:
+            self.muon.step([grads[j] for j in self.muon_part])
+
+
+def stack_runs(inits: list[list[torch.Tensor]], optimizers: list, used: torch.Tensor, device):
+    """The runs' parameters stacked along a new leading axis, on ``device`` and ready
+    for gradients (the first layer keeps only the ``used`` pixels), and a
+    ``StackedOptimizer`` for them: ``inits[r]`` is run r's parameter list in MLP order,
+    and ``optimizers[r](inits[r])`` builds its optimizer, from which each parameter's
+    learning rate is read (``layer_lr``; for MuonAdam, Muon's ``lr`` on the hidden
+    matrices it finds by its own roles and ``adam_lr`` on everything else)."""
+    rates, groups, muon = [], [], set()
+    for init, optimizer in zip(inits, optimizers):
+        opt = optimizer(init)
+        if len(opt.param_groups) != 1:
+            raise ValueError("the batched runs need an optimizer with one param group")
+        group = opt.param_groups[0]
+        if _is_muon_adam(opt):
+            muon = {j for j, p in enumerate(group["params"]) if opt.roles[id(p)] == "hidden"}
+            rates.append([group["lr"] if j in muon else group["adam_lr"] for j in range(len(group["params"]))])
+        else:
+            rates.append([opt.layer_lr(group, p) for p in group["params"]])
+        groups.append({key: value for key, value in group.items() if key not in ("params", "lr")})
+    if any(group != groups[0] for group in groups):
+        raise ValueError("the batched runs need the same betas and switches for every run")
+    columns = [[p.detach() for p in init] for init in inits]
+    for init in columns:
+        init[0] = init[0][:, used]
+    params = [torch.stack([init[j] for init in columns]).to(device).requires_grad_() for j in range(len(columns[0]))]
+    adam_part = [j for j in range(len(params)) if j not in muon]
+    muon_part = sorted(muon)
+    adam_group = {"b1": groups[0]["b1"], "b2": groups[0]["b2"],
+                  "bias_correction": groups[0].get("bias_correction", True), "zero_init": groups[0].get("zero_init", True)}
+    adam = StackedAdam([params[j] for j in adam_part], [[run[j] for j in adam_part] for run in rates], adam_group)
+    stacked_muon = StackedMuon([params[j] for j in muon_part], [[run[j] for j in muon_part] for run in rates],
+                               groups[0]) if muon_part else None
+    return params, StackedOptimizer(adam, adam_part, stacked_muon, muon_part)
 
 
 def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, valid, device) -> np.ndarray:
@@ -184,33 +237,8 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
     for seed in seeds:  # the same init as experiments._build: CPU, fixed seed
         torch.manual_seed(seed)
         inits.append(list(MLP(hidden_sizes=tuple(hiddens)).parameters()))
-    # The per-parameter learning rate of every run, read off the optimizer itself; MuonAdam's
-    # hidden matrices (found by its own roles) take Muon's rate, everything else Adam's.
-    rates, groups, muon = [], [], set()
-    for s, k in runs:
-        opt = optimizer(inits[s], lr=lrs[k])
-        if len(opt.param_groups) != 1:
-            raise ValueError("the batched sweep needs an optimizer with one param group")
-        group = opt.param_groups[0]
-        if _is_muon_adam(opt):
-            muon = {j for j, p in enumerate(group["params"]) if opt.roles[id(p)] == "hidden"}
-            rates.append([group["lr"] if j in muon else group["adam_lr"] for j in range(len(group["params"]))])
-        else:
-            rates.append([opt.layer_lr(group, p) for p in group["params"]])
-        groups.append({key: value for key, value in group.items() if key not in ("params", "lr")})
-    if any(group != groups[0] for group in groups):
-        raise ValueError("the batched sweep needs the same betas and switches for every run")
-    for init in inits:
-        init[0] = init[0][:, used]
-    params = [torch.stack([inits[s][j].detach() for s, _ in runs]).to(device).requires_grad_()
-              for j in range(len(inits[0]))]
-    adam_part = [j for j in range(len(params)) if j not in muon]
-    adam_group = {"b1": groups[0]["b1"], "b2": groups[0]["b2"], "bias_correction": groups[0].get("bias_correction", True),
-                  "zero_init": groups[0].get("zero_init", True)}
-    adam = StackedAdam([params[j] for j in adam_part], [[run[j] for j in adam_part] for run in rates], adam_group)
-    muon_part = sorted(muon)
-    stacked_muon = StackedMuon([params[j] for j in muon_part], [[run[j] for j in muon_part] for run in rates],
-                               groups[0]) if muon_part else None
+    params, stepper = stack_runs([inits[s] for s, _ in runs],
+                                 [functools.partial(optimizer, lr=lrs[k]) for _, k in runs], used, device)
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     flat_valid = [valid_images] * len(seeds)
     valid_targets = valid_labels.to(device).expand(len(runs), -1)
@@ -221,10 +249,7 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
         inputs = [images[index] for index in indices]
         targets = torch.cat([labels[index].expand(per_seed, -1) for index in indices])
         loss = _mean_cross_entropy(_forward(params, inputs), targets)
-        grads = torch.autograd.grad(loss.sum(), params)
-        adam.step([grads[j] for j in adam_part])
-        if stacked_muon is not None:
-            stacked_muon.step([grads[j] for j in muon_part])
+        stepper.step(torch.autograd.grad(loss.sum(), params))
         if step_index >= steps - 5:  # the protocol reports the mean of the last 5 validation losses
             with torch.no_grad():
                 losses.append(_mean_cross_entropy(_forward(params, flat_valid), valid_targets))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from helpers.device import to_numpy
 
@@ -87,6 +88,64 @@ def plot_sweep(result, ax=None):
     fig = fig or ax.figure
     fig.tight_layout()
     return fig
+
+
+def coord_steps_shown(total_steps: int, panels: int = 3) -> list[int]:
+    """About ``panels`` steps from 1 to ``total_steps``, spaced evenly on a log scale."""
+    return sorted({int(round(t)) for t in np.geomspace(1, total_steps, min(panels, total_steps))})
+
+
+def _coord_row(result, steps, quantity, axes):
+    values = to_numpy(getattr(result, quantity))
+    widths = to_numpy(result.widths)
+    colors = plt.cm.plasma(np.linspace(0, 0.85, len(result.layers)))
+    for ax, step in zip(axes, steps):
+        for k, (layer, color) in enumerate(zip(result.layers, colors)):
+            per_seed = values[:, :, step, k]
+            ax.plot(widths, per_seed.mean(axis=0), "o-", color=color, ms=3, label=layer)
+            if per_seed.shape[0] > 1:
+                ax.fill_between(widths, per_seed.min(axis=0), per_seed.max(axis=0), color=color, alpha=0.2)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        # Tick labels at the widths only and no minor ticks: log-axis ticks are most of the drawing time.
+        ax.xaxis.set_major_locator(FixedLocator(widths))
+        ax.xaxis.set_major_formatter(FixedFormatter([str(int(w)) for w in widths]))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(f"{result.label}, t={step}", fontsize=9)
+    axes[0].set_ylabel("RMS of change since init" if quantity == "delta" else "RMS of activation", fontsize=9)
+    axes[-1].legend(fontsize=7)
+
+
+def plot_coord_checks(results, steps=None, quantity: str = "delta"):
+    """The coordinate check as microsoft/mup draws it, one row per result: a panel per
+    step shown (default: 1, about the middle and the last on a log scale), a line per
+    layer (seed mean; band from the smallest to the largest seed), width on a log-2
+    axis, ``quantity`` ("delta" or "rms") on a log axis."""
+    results = list(results)
+    steps = list(steps) if steps is not None else coord_steps_shown(len(results[0].steps) - 1)
+    fig, axes = plt.subplots(len(results), len(steps), figsize=(3.6 * len(steps), 2.8 * len(results)),
+                             squeeze=False)
+    for row, result in zip(axes, results):
+        _coord_row(result, steps, quantity, row)
+    for ax in axes[-1]:
+        ax.set_xlabel("width")
+    fig.tight_layout()
+    return fig
+
+
+def plot_coord_check(result, steps=None, quantity: str = "delta", axes=None):
+    """One result as one row of :func:`plot_coord_checks`, on new axes or on ``axes``
+    (one per step shown)."""
+    if axes is None:
+        return plot_coord_checks([result], steps=steps, quantity=quantity)
+    steps = list(steps) if steps is not None else coord_steps_shown(len(result.steps) - 1)
+    axes = np.atleast_1d(axes)
+    if len(axes) != len(steps):
+        raise ValueError(f"{len(steps)} steps to show but {len(axes)} axes given.")
+    _coord_row(result, steps, quantity, axes)
+    return axes[0].figure
 
 
 def save_figure(fig, name: str, subdir: str | None = None, directory: str | Path | None = None) -> Path:
