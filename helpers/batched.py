@@ -27,7 +27,7 @@ What makes it fast on a CPU, beyond one computation instead of N:
   like the course protocol, evaluates after every step).
 
 Widths 128 and 256 are compute-bound: there the stacked model does the same
-matrix products as the loop, minus the validation passes (make bench).
+matrix products as the loop, minus the validation passes (measured in the benchmarks).
 """
 
 from __future__ import annotations

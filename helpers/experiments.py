@@ -367,7 +367,7 @@ def lr_sweep(
 
     By default all seeds and learning rates of one width are trained as one
     stacked model (``helpers.batched``): the same losses as one run at a time up
-    to float rounding, and 3-4x faster on 2 CPU cores (``make bench``). Only
+    to float rounding, and 3-4x faster on 2 CPU cores (measured). Only
     the SimpleAdam family (any switches, SimpleAdamMuP) and MuonAdam have that form; any other
     optimizer, or ``batched=False``, runs one model at a time, and the progress
     bar and ``SweepResult.mode`` say which way it ran."""
