@@ -24,7 +24,7 @@ from helpers.coord_check import (
     slope_verdict,
 )
 from helpers.models import ScaledMLP
-from helpers.optimizers import MuonAdam, SimpleAdam, SimpleAdamMuP, fan_out_fan_in
+from helpers.optimizers import MuonAdam, SimpleAdam, SimpleAdamMuP, SimpleShampoo, fan_out_fan_in
 
 STEP_ONE_WIDTHS = (48, 96, 192, 384, 768)
 MUON_WIDTHS = (48, 96, 192, 384)  # Newton-Schulz at 768 costs seconds on one CPU thread
@@ -179,8 +179,13 @@ def test_batched_path_gives_the_loop_s_numbers(mnist_subset):
         assert (loop.mode, fast.mode) == ("one run at a time", "batched over seeds")
         np.testing.assert_allclose(fast.delta, loop.delta, rtol=1e-4, atol=1e-7)
         np.testing.assert_allclose(fast.rms, loop.rms, rtol=1e-5)
-    muon = coord_check(None, MuonAdam, (8, 16), **kwargs)
-    assert muon.mode == "one run at a time: no batched form of this model or optimizer"
+    # MuonAdam stacks too (batched.StackedMuon); Shampoo has no stacked form.
+    loop = coord_check(None, MuonAdam, (8, 16), batched=False, **kwargs)
+    fast = coord_check(None, MuonAdam, (8, 16), **kwargs)
+    assert fast.mode == "batched over seeds"
+    np.testing.assert_allclose(fast.delta, loop.delta, rtol=1e-4, atol=1e-7)
+    shampoo = coord_check(None, SimpleShampoo, (8, 16), **kwargs)
+    assert shampoo.mode == "one run at a time: no batched form of this model or optimizer"
 
 
 def test_hooks_are_removed_and_the_function_is_exported(mnist_subset):
