@@ -16,13 +16,32 @@ from helpers.models import MLP
 from helpers.optimizers import ADAM_EPS, EpsilonScheduledAdam, SimpleAdam
 from helpers.schedules import cosine_lr_factor, matching_epsilon, three_phase_epsilon
 
-# (zero_init, bias_correction) of the four cells of the ablation, in the notes' order.
+# (zero_init, bias_correction) of the four cells of the ablation.
 ZI_BC_VARIANTS = {
     "ZI+BC (Adam)": (True, True),
     "ZI, no BC": (True, False),
     "BC, no ZI": (False, True),
     "no BC, no ZI": (False, False),
 }
+
+
+# t_{0.975} of Student's t with n-1 degrees of freedom, n = 2..11 seeds: a paired two-sided
+# t-test at 5%. Beyond 11 seeds, 2.2 is close enough (and conservative).
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def paired_effect(per_seed) -> dict:
+    """Mean and standard error over seeds of an effect measured on each seed (paired: the
+    same seeds everywhere), and whether it is beyond the noise: its mean is more than
+    ``t_{0.975, n-1}`` standard errors from zero (a two-sided paired t-test at 5%)."""
+    per_seed = np.asarray(per_seed, dtype=float)
+    n = len(per_seed)
+    if n < 2:
+        raise ValueError("an effect's noise needs at least 2 seeds.")
+    mean, se = float(per_seed.mean()), float(per_seed.std(ddof=1) / np.sqrt(n))
+    threshold = T_975.get(n - 1, 2.2) * se
+    return dict(mean=mean, se=se, threshold=threshold, per_seed=per_seed.tolist(),
+                beyond_noise=bool(abs(mean) > threshold))
 
 
 @dataclass
@@ -55,19 +74,46 @@ class AblationTable:
         rows = np.arange(len(self.variants))
         return self.mean[rows, self.best_lr_index], self.std[rows, self.best_lr_index]
 
-    def effects(self) -> dict[str, float]:
-        """Main effects at each variant's best learning rate: how much the loss rises
-        when zero init is dropped (averaged over BC on/off), and when bias correction is
-        dropped (averaged over ZI on/off); ``noise`` is the mean standard error of a cell."""
-        mean, std = self.at_best()
-        cell = {ZI_BC_VARIANTS[name]: mean[i] for i, name in enumerate(self.variants)}  # (zi, bc) -> loss
-        drop_zi = np.mean([cell[(False, bc)] - cell[(True, bc)] for bc in (True, False)])
-        drop_bc = np.mean([cell[(zi, False)] - cell[(zi, True)] for zi in (True, False)])
-        return {"drop_zero_init": float(drop_zi), "drop_bias_correction": float(drop_bc),
-                "noise": float(np.mean(std) / np.sqrt(self.losses.shape[1]))}
+    def per_seed_at_best(self) -> np.ndarray:
+        """``[seed, variant]``: every seed's loss at its variant's best learning rate."""
+        return np.stack([self.losses[v, :, k] for v, k in enumerate(self.best_lr_index)], axis=1)
+
+    def effects(self) -> dict[str, dict]:
+        """The main effect of each switch, per seed and at each variant's best learning
+        rate: how much the loss rises when zero init is dropped (averaged over bias
+        correction on and off), and when bias correction is dropped (averaged over zero
+        init on and off); then :func:`paired_effect` of the seeds' values. ``"zero init
+        vs bias correction"`` compares their sizes, ``|zero init| - |bias correction|``
+        per seed."""
+        values = self.per_seed_at_best()
+        cell = {ZI_BC_VARIANTS[name]: values[:, i] for i, name in enumerate(self.variants)}  # (zi, bc) -> [seed]
+        drop_zi = np.mean([cell[(False, bc)] - cell[(True, bc)] for bc in (True, False)], axis=0)
+        drop_bc = np.mean([cell[(zi, False)] - cell[(zi, True)] for zi in (True, False)], axis=0)
+        return {"zero init": paired_effect(drop_zi), "bias correction": paired_effect(drop_bc),
+                "zero init vs bias correction": paired_effect(np.abs(drop_zi) - np.abs(drop_bc))}
+
+    def matters_more(self) -> str | None:
+        """The switch whose effect is larger beyond the noise, or None."""
+        e = self.effects()
+        if not (e["zero init"]["beyond_noise"] or e["bias correction"]["beyond_noise"]):
+            return None
+        versus = e["zero init vs bias correction"]
+        if not versus["beyond_noise"]:
+            return None
+        return "zero init" if versus["mean"] > 0 else "bias correction"
+
+    def winner(self) -> str | None:
+        """The variant that beats the three others on every seed, each at its best learning
+        rate (``helpers.verdicts.clear_winner``), or None."""
+        from helpers.verdicts import clear_winner
+
+        return clear_winner(self.per_seed_at_best(), self.variants)
+
+    def lr_at_grid_edge(self) -> list:
+        return [v for v, k in zip(self.variants, self.best_lr_index) if k in (0, len(self.lrs) - 1)]
 
     def table(self) -> str:
-        """The notes' Table 6.1 layout: one column per variant, mean +- std over seeds;
+        """One column per variant, mean +- std over seeds;
         one row per learning rate, then each variant at its own best learning rate."""
         head = f"{'lr':>10} | " + " | ".join(f"{v:>15}" for v in self.variants)
         rows = [f"betas {self.betas}, width {self.width}, {self.steps} steps, {len(self.seeds)} seeds", head]
@@ -113,6 +159,8 @@ class EpsilonEquivalence:
     relative_difference: float  # ||W_lr - W_eps|| / ||W_lr||, all parameters as one vector
     moved: float  # ||W_lr - W_0|| / ||W_lr||: how far training went
     eps_quantiles: np.ndarray  # 0, 10, 50, 90, 100 % of the last step's epsilons (all coordinates)
+    zero_v_hat: float  # fraction of coordinates with v_hat = 0 at the last step (gradient 0 at every step)
+    zero_v_hat_first_layer: float  # the share of those that are weights of the first layer
     lr_curve: np.ndarray
     eps_curve: np.ndarray
 
@@ -121,12 +169,13 @@ def epsilon_equivalence(hiddens=(128, 128, 128), lr: float = 0.01, *, steps: int
                         seed: int = 4, data=None, device=None) -> EpsilonEquivalence:
     """Run both optimizers from the same init on the same batches and compare."""
     factor = functools.partial(cosine_lr_factor, total=steps, final=final)
-    last_eps = []
+    last_eps, zeros = [], []  # at the last step, per parameter in model order
 
     def eps_schedule(t, v_hat):
         eps = matching_epsilon(factor(t), v_hat, ADAM_EPS)
         if t == steps:
             last_eps.append(eps.flatten())
+            zeros.append(int((v_hat == 0).sum()))
         return eps
 
     scheduled = functools.partial(EpsilonScheduledAdam, eps_schedule=eps_schedule)
@@ -139,38 +188,79 @@ def epsilon_equivalence(hiddens=(128, 128, 128), lr: float = 0.01, *, steps: int
     quantiles = torch.quantile(eps.double().cpu()[:: max(1, len(eps) // 100000)],
                                torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0], dtype=torch.float64))
     return EpsilonEquivalence(steps, parameters_distance(model_lr, model_eps), moved, to_numpy(quantiles),
-                              curve_lr, curve_eps)
+                              sum(zeros) / len(eps), zeros[0] / max(1, sum(zeros)), curve_lr, curve_eps)
 
 
 @dataclass
 class ScheduleComparison:
-    """Validation-loss curves ``curves[name][seed, step]`` of several schedules."""
+    """Validation-loss curves ``curves[name][seed, step]`` of several schedules, and for
+    each epsilon schedule the fraction of coordinates whose ``sqrt(v_hat)`` is below
+    ``eps_t`` at the last step (``eps_above[name][seed]``): where Adam's step has
+    become momentum SGD at rate ``lr / eps_t``."""
 
     names: tuple
     curves: dict
+    eps_above: dict
+    last: int = 10
 
-    def final(self, last: int = 10) -> dict[str, tuple[float, float]]:
+    def per_seed(self) -> np.ndarray:
+        """``[seed, schedule]``: the mean of each run's last ``last`` validation losses."""
+        return np.stack([self.curves[name][:, -self.last:].mean(axis=1) for name in self.names], axis=1)
+
+    def final(self) -> dict[str, tuple[float, float]]:
         """Per schedule: mean and std over seeds of the mean of the last ``last`` losses."""
-        out = {}
-        for name in self.names:
-            finals = self.curves[name][:, -last:].mean(axis=1)
-            out[name] = (float(finals.mean()), float(finals.std(ddof=1)) if len(finals) > 1 else 0.0)
-        return out
+        values = self.per_seed()
+        return {name: (float(values[:, k].mean()), float(values[:, k].std(ddof=1)) if len(values) > 1 else 0.0)
+                for k, name in enumerate(self.names)}
+
+    def winner(self) -> str | None:
+        """``helpers.verdicts.clear_winner`` of the final losses: the schedule lower than
+        every other on every seed, or None."""
+        from helpers.verdicts import clear_winner
+
+        return clear_winner(self.per_seed(), self.names)
+
+    def versus(self, reference: str = "constant lr") -> dict[str, dict]:
+        """Every other schedule's final loss minus the reference's, per seed (same seeds,
+        same initial weights and batches): :func:`paired_effect`."""
+        values = self.per_seed()
+        k = self.names.index(reference)
+        return {name: paired_effect(values[:, j] - values[:, k]) for j, name in enumerate(self.names) if j != k}
+
+
+def _tallied_three_phase(eps_max: float, steps: int, tally: list):
+    """The three-phase schedule; at the last step it adds to ``tally`` the number of
+    coordinates with ``sqrt(v_hat) < eps_t`` and the number of coordinates."""
+
+    def schedule(t, v_hat):
+        eps = three_phase_epsilon(t, steps, eps_max=eps_max)
+        if t == steps:
+            tally[0] += int((v_hat.sqrt() < eps).sum())
+            tally[1] += v_hat.numel()
+        return eps
+
+    return schedule
 
 
 def schedule_comparison(hiddens=(128, 128, 128), lr: float = 0.01, *, steps: int = 300, seeds=(4, 5, 6),
                         eps_max_values=(1e-3, 1e-2), final: float = 0.1, data=None,
                         device=None) -> ScheduleComparison:
     """Constant rate, cosine learning-rate decay, and the three-phase epsilon
-    schedule (eps0 = 1e-8, warm 30%, ramp to 80%) for each ``eps_max``."""
-    runs = {"constant lr": dict(optimizer=SimpleAdam),
-            "cosine lr": dict(optimizer=SimpleAdam,
-                              lr_factor=functools.partial(cosine_lr_factor, total=steps, final=final))}
-    for eps_max in eps_max_values:
-        schedule = functools.partial(three_phase_epsilon, total=steps, eps_max=eps_max)
-        runs[f"3-phase eps, max {eps_max:g}"] = dict(
-            optimizer=functools.partial(EpsilonScheduledAdam, eps_schedule=lambda t, v_hat, s=schedule: s(t)))
-    curves = {name: np.array([train_model(hiddens, lr=lr, steps=steps, seed=seed, data=data, device=device,
-                                          **kwargs)[1] for seed in seeds])
-              for name, kwargs in runs.items()}
-    return ScheduleComparison(tuple(runs), curves)
+    schedule (eps0 = 1e-8, warm 30%, ramp to 80%) for each ``eps_max``; every run of a
+    seed starts from the same weights and sees the same batches."""
+    cosine = functools.partial(cosine_lr_factor, total=steps, final=final)
+    names = ("constant lr", "cosine lr") + tuple(f"3-phase eps, max {eps_max:g}" for eps_max in eps_max_values)
+    curves = {name: [] for name in names}
+    eps_above = {name: [] for name in names[2:]}
+    common = dict(lr=lr, steps=steps, data=data, device=device)
+    for seed in seeds:
+        curves["constant lr"].append(train_model(hiddens, SimpleAdam, seed=seed, **common)[1])
+        curves["cosine lr"].append(train_model(hiddens, SimpleAdam, lr_factor=cosine, seed=seed, **common)[1])
+        for name, eps_max in zip(names[2:], eps_max_values):
+            tally = [0, 0]
+            optimizer = functools.partial(EpsilonScheduledAdam,
+                                          eps_schedule=_tallied_three_phase(eps_max, steps, tally))
+            curves[name].append(train_model(hiddens, optimizer, seed=seed, **common)[1])
+            eps_above[name].append(tally[0] / tally[1])
+    return ScheduleComparison(names, {name: np.array(c) for name, c in curves.items()},
+                              {name: np.array(v) for name, v in eps_above.items()})
