@@ -37,7 +37,7 @@ KERNEL = "mup-course"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # Full-size seconds on the 2-core CPU machine, for scheduling only (longest first); unknown ones go first.
-TYPICAL_SECONDS = {"08": 40, "09": 28, "11": 20, "05": 16, "07": 11, "10": 11, "06": 9}
+TYPICAL_SECONDS = {"08": 40, "12": 35, "09": 28, "05": 16, "11": 12, "07": 11, "10": 11, "06": 9}
 
 
 @dataclass

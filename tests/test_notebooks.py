@@ -22,7 +22,7 @@ EXPECTED = [
     "00_rms_scaling_theory", "01_activation_deltas", "02_update_norms", "03_mup_optimizer",
     "04_per_weight_multipliers", "05_hyperparameter_transfer", "06_shampoo_orthogonalization",
     "07_muon_newton_schulz", "08_muon_training",
-    "09_adam_bias_correction", "10_epsilon_schedules", "11_muon_linear_regression",
+    "09_adam_bias_correction", "10_epsilon_schedules", "11_muon_linear_regression", "12_coordinate_check",
 ]
 PARAMETERS = ("device", "data_source", "seed", "save_figures")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
