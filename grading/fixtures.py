@@ -213,6 +213,16 @@ HOSTILE = {
     "allocates_10gb": [edit_text(OPT, "    ### BEGIN SOLUTION\n    X = X / (torch.linalg",
                                  "    ### BEGIN SOLUTION\n    hoard = torch.ones(10 * 2**30, dtype=torch.uint8)\n"
                                  "    X = X / (torch.linalg")],
+    "segfaults": [edit_function(OPT, "muon_shape_scale", '''
+        def muon_shape_scale(fan_out, fan_in, scale):
+            import faulthandler
+            faulthandler._sigsegv()
+    ''')],
+    "exits": [edit_function("helpers/schedules.py", "matching_epsilon", '''
+        def matching_epsilon(lr_factor, v_hat, eps=ADAM_EPS):
+            import os
+            os._exit(3)
+    ''')],
     "tampered_checks": MISTAKES["c_sqrt_product"] + [write("helpers/checks.py", textwrap.dedent('''
         def _passes(*args, **kwargs):
             print("PASS")

@@ -237,6 +237,23 @@ class SubmissionResult:
         return "; ".join(broken) if broken else "ok"
 
 
+SIGNAL_HINTS = {
+    "SIGSEGV": "a crash in native code (an out-of-bounds index in a C extension, a stack overflow)",
+    "SIGKILL": "the system killed it, most likely for memory",
+    "SIGXFSZ": "it wrote a file (or printed) past the 64 MB limit",
+    "SIGXCPU": "it used more CPU time than the time limit",
+}
+
+
+def _signal_name(answer: dict) -> str:
+    import signal
+
+    try:
+        return signal.Signals(int(answer.get("signal"))).name
+    except (TypeError, ValueError):
+        return "a signal"
+
+
 def _part_failure(part, status: str, mistake: str, hint: str) -> PartResult:
     return PartResult(part, status, 0.0, findings=[Finding(mistake, hint)])
 
@@ -335,7 +352,7 @@ class Grader:
                          }) if isinstance(result, dict) else []
         if changed or attempts or denied:
             where = "; ".join(attempts + [f"{path} (changed, restored)" for path in changed]
-                              + [f"denied: {message}" for message in denied if not attempts][:3])
+                              + [f"the system refused a write ({message})" for message in denied if not attempts][:3])
             return _part_failure(part, "tampered", f"it tried to write outside its own folder: {where}",
                                  "graded code must only compute; it may not write files or start processes")
         outcome = answer.get("outcome")
@@ -343,8 +360,8 @@ class Grader:
             return _part_failure(part, "timeout", f"it did not finish within the {limit:g} s limit for this part",
                                  "look for a loop that never ends or work that grows much faster than the input")
         if outcome == "signal":
-            return _part_failure(part, "crashed", f"the process running it was killed by signal {answer.get('signal')}",
-                                 "a crash in native code, or memory exhausted outside Python's view")
+            return _part_failure(part, "crashed", f"the process running it was killed by {_signal_name(answer)}",
+                                 SIGNAL_HINTS.get(_signal_name(answer), "a crash in native code"))
         if outcome != "exited" or result is None:
             return _part_failure(part, "crashed", "the process running it ended without a result",
                                  "the code ended the process (os._exit, a signal) or killed the grader's worker")

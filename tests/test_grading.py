@@ -45,6 +45,8 @@ EXPECTED = {
     "infinite-loop": {"c_mup_lr": (0.0, "timeout")},
     "allocates-ten-gb": {"lecture_newton_schulz": (0.0, "memory")},
     "tampered-checks": {"c_mup_lr": (0.0, "failed")},
+    "segfaults": {"lecture_muon_scale": (0.0, "crashed")},
+    "exits": {"r10_matching_eps": (0.0, "crashed")},
     "missing-notebook": {"q1a_init_rms": (0.0, "missing"), "q1b_signgd_rms": (0.0, "missing")},
     "truncated-notebook": {"r09_first_step": (0.0, "unreadable")},
     "writes-instructor": {"b_norms": (0.0, "tampered")},
@@ -61,6 +63,7 @@ EDITS = {
     "e-keyerror": fixtures.MISTAKES["e_keyerror"], "bonus-rms": fixtures.MISTAKES["bonus_rms"],
     "crash-at-import": fixtures.HOSTILE["crash_at_import"], "infinite-loop": fixtures.HOSTILE["infinite_loop"],
     "allocates-ten-gb": fixtures.HOSTILE["allocates_10gb"], "tampered-checks": fixtures.HOSTILE["tampered_checks"],
+    "segfaults": fixtures.HOSTILE["segfaults"], "exits": fixtures.HOSTILE["exits"],
     "missing-notebook": fixtures.HOSTILE["missing_notebook"],
     "truncated-notebook": fixtures.HOSTILE["truncated_notebook"],
     "writes-instructor": fixtures.HOSTILE["writes_instructor"], "writes-from-cpp": fixtures.HOSTILE["writes_from_cpp"],
@@ -242,6 +245,8 @@ def test_a_tampered_checks_file_gains_nothing(graded):
     ("writes-from-cpp", ["it tried to write outside its own folder", "Permission denied"]),
     ("writes-through-libc", ["it tried to write outside its own folder", "ctypes"]),
     ("truncated-notebook", ["is not valid notebook JSON"]),
+    ("segfaults", ["the process running it was killed by SIGSEGV"]),
+    ("exits", ["the process running it ended without a result"]),
     ("stub-left", ["the stub is still there"]),
 ])
 def test_feedback_names_the_measured_mistake(graded, student, phrases):
@@ -264,7 +269,7 @@ def _hidden_shapes() -> set[tuple[int, ...]]:
 def test_feedback_reveals_no_hidden_input_expected_value_or_formula(graded):
     allowed = [r"\b\d+\.\d\d\b", r"/ \d+\b", r"\b\d+ of \d+ ", r"line \d+ of", rf"\b{LIMIT} s limit", r"\d+ MB",
                r"\*\*Total: [\d.]+ / \d+\*\*", r"Q1\([ab]\)", r"\b2[b-e]:", r"research \d\d", r"\bd[12]\b",
-               r"\b(?:helpers|notebooks)/[\w.]+", r"signal \d+", r"\(d_out, 1\)"]
+               r"\b(?:helpers|notebooks)/[\w.]+", r"\(d_out, 1\)", r"\(cell \d+\)"]
     allowed += [re.escape(part.name) for part in parts.PARTS] + [re.escape(s) for s in EXPECTED]
     formulas = ["lr/fan_in", "1/fan_in", "sqrt(fan_out/fan_in)", "sqrt(fan_in/fan_out)", "/fan_in", "fan_in/",
                 "input_mult/", "*fan_in", "1/sqrt(fan_in)"]
