@@ -28,6 +28,10 @@ def solutions(dest: Path) -> Path:
     shutil.copytree(student, dest)
     release.restore(student, built, dest)
     shutil.rmtree(student)
+    for path in sorted((dest / "notebooks").glob("*.ipynb")):  # cells a student never has
+        notebook = json.loads(path.read_text())
+        notebook["cells"] = [c for c in notebook["cells"] if "solutions-only" not in c.get("metadata", {}).get("tags", [])]
+        path.write_text(json.dumps(notebook, indent=1))
     return dest
 
 
@@ -243,6 +247,12 @@ HOSTILE = {
                 except OSError:
                     pass
             return torch.linalg.matrix_norm(_as_matrix(W).float(), ord="fro").item()
+    ''')],
+    # reads the instructor's solutions (Landlock refuses: the child may read only its folder and Python)
+    "reads_solutions": [edit_function(OPT, "SimpleAdamMuP.layer_lr", f'''
+        def layer_lr(self, group, p):
+            source = open({str(ROOT / "helpers" / "optimizers.py")!r}).read()
+            raise RuntimeError(source[source.index("def layer_lr"):][:200])
     ''')],
     # a write from C++ (torch.save opens its file in C++, which no audit hook sees): Landlock refuses it
     # (the part fails with torch's error), or without Landlock the tree check finds and undoes it

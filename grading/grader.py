@@ -272,9 +272,9 @@ def release_module():
 
 
 class Grader:
-    def __init__(self, options: Options = Options(), protect: list[Path] = ()):
+    def __init__(self, options: Options | None = None, protect: list[Path] = ()):
         release = release_module()
-        self.options = options
+        self.options = options or Options()
         self.tmp = Path(tempfile.mkdtemp(prefix="grading-")).resolve()
         self.staging = self.tmp / "instructor"
         (self.staging / "grading").mkdir(parents=True)
@@ -317,9 +317,14 @@ class Grader:
 
     # ------------------------------------------------------------ one part
     def _module(self, part, files: dict[str, bytes]):
+        """The module the part runs with: the release's module, the references the part's tests
+        need, and the submission's functions (SourceProblem if they cannot be taken)."""
         if part.notebook:
             return notebook_module(files[part.file], part.functions[0], part.file)
-        return substitute(self.helpers[part.file], files[part.file], part.functions, part.file)
+        base = self.stubs[part.file].decode()
+        if part.needs:
+            base, _ = substitute(base, self.helpers[part.file].encode(), part.needs, part.file)
+        return substitute(base, files[part.file], part.functions, part.file)
 
     def grade_part(self, part, files: dict[str, bytes], worker: Worker, workdir: Path) -> PartResult:
         if part.file not in files:
@@ -335,8 +340,9 @@ class Grader:
             return _part_failure(part, "not attempted", "the stub is still there", "replace it with your code")
         folder = workdir / part.name
         (folder / "helpers").mkdir(parents=True)
-        for relative, source in self.helpers.items():
-            (folder / relative).write_text(source)
+        for relative, source in self.stubs.items():  # the student release's helpers: no reference answer
+            if relative.startswith("helpers/"):
+                (folder / relative).write_bytes(source)
         module_file = folder / (f"{part.module}.py" if part.notebook else part.file)
         module_file.write_text(text)
         (folder / "spec.json").write_text(json.dumps(dict(module_file=str(module_file), segments=segments)))
@@ -352,9 +358,10 @@ class Grader:
                          }) if isinstance(result, dict) else []
         if changed or attempts or denied:
             where = "; ".join(attempts + [f"{path} (changed, restored)" for path in changed]
-                              + [f"the system refused a write ({message})" for message in denied if not attempts][:3])
-            return _part_failure(part, "tampered", f"it tried to write outside its own folder: {where}",
-                                 "graded code must only compute; it may not write files or start processes")
+                              + [f"the system refused ({message})" for message in denied if not attempts][:3])
+            return _part_failure(part, "tampered", f"it tried to reach outside its own folder: {where}",
+                                 "graded code must only compute: it may not read or write files outside its folder, "
+                                 "start processes or call C libraries")
         outcome = answer.get("outcome")
         if outcome == "timeout":
             return _part_failure(part, "timeout", f"it did not finish within the {limit:g} s limit for this part",
@@ -539,14 +546,17 @@ def write_outputs(out: Path, results: list[SubmissionResult], questions) -> None
 
 
 # ---------------------------------------------------------------- entry points
-def grade(submissions: Path, out: Path, options: Options = Options()) -> dict:
+def grade(submissions: Path, out: Path, options: Options | None = None) -> dict:
     """Grade every submission of ``submissions`` into ``out``; returns the summary."""
+    start = time.monotonic()
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     grader = Grader(options, protect=[submissions, out])
     try:
-        return grader.grade_folder(submissions, out)
+        summary = grader.grade_folder(submissions, out)
     finally:
         grader.close()
+    summary["seconds"] = round(time.monotonic() - start, 1)  # start-up included
+    return summary
 
 
 def summary_line(summary: dict) -> str:

@@ -401,8 +401,8 @@ def judge_c_mup_lr(part, measured: dict, ref: Reference) -> list[Criterion]:
         (lambda v, c: close(v, c["lr"] * 10 / c["fan_in"]) and c["input_mult"] != 10, Finding(
             "the input layer uses a fixed factor instead of the optimizer's `input_mult`",
             "read the factor from the optimizer's settings")),
-    ], Finding("the input layer's step is wrong", "the input layer is the first weight matrix; see the docstring "
-                                                  "of SimpleAdamMuP for its rate"))
+    ], Finding("the input layer's step is wrong", "the input layer is the first weight matrix; its rate has a factor "
+                                                  "of its own, set by the optimizer's `input_mult`"))
     readout = tallies["output"].criterion(*part.criteria[2], [
         (lambda v, c: c["classes"] != 10 and by_size_net in passed_where["output"], Finding(
             "the readout is recognised only when there are as many classes as MNIST has digits", position)),
@@ -412,7 +412,8 @@ def judge_c_mup_lr(part, measured: dict, ref: Reference) -> list[Criterion]:
         (follows_lr, Finding(
             "the readout's step follows the learning rate like the other layers",
             "the readout takes a fixed rate of its own, set when the optimizer is built")),
-    ], Finding("the readout layer's step is wrong", "see the docstring of SimpleAdamMuP for the readout's rate"))
+    ], Finding("the readout layer's step is wrong", "the readout takes a fixed rate of its own, set when the "
+                                                    "optimizer is built"))
     biases = tallies["bias"].criterion(*part.criteria[3], [
         (lambda v, c: close(v, c["lr"]), Finding("biases take the global rate: `bias_mult` is not applied",
                                                  "biases have a factor of their own")),
@@ -421,7 +422,8 @@ def judge_c_mup_lr(part, measured: dict, ref: Reference) -> list[Criterion]:
             "read the factor from the optimizer's settings")),
         (lambda v, c: any(close(v, rate(c, "bias") / d) for d in (c["fan_out"], math.sqrt(c["fan_out"]))), Finding(
             "the biases' step shrinks with their length", "a bias is a (d_out, 1) matrix: its fan-in is one")),
-    ], Finding("the biases' step is wrong", "a bias is a (d_out, 1) matrix; see the docstring of SimpleAdamMuP"))
+    ], Finding("the biases' step is wrong", "a bias is a (d_out, 1) matrix with a factor of its own, set by the "
+                                            "optimizer's `bias_mult`"))
     return [hidden, input_layer, readout, biases]
 
 
@@ -654,6 +656,9 @@ def judge_newton_schulz(part, measured: dict, ref: Reference) -> list[Criterion]
     ]
 
 
+LECTURE = "compare with the lecture's definition of this factor"
+
+
 def judge_muon_scale(part, measured: dict, ref: Reference) -> list[Criterion]:
     out = []
     candidates = {
@@ -662,21 +667,21 @@ def judge_muon_scale(part, measured: dict, ref: Reference) -> list[Criterion]:
                 "the factor is inverted: it is larger for layers with more inputs than outputs",
                 "a torch weight is stored (fan_out, fan_in)")),
             (lambda v, c: close(v, c["fan_out"] / c["fan_in"]), Finding(
-                "the factor grows too fast with the shape's aspect ratio", "see the docstring")),
+                "the factor grows too fast with the shape's aspect ratio", LECTURE)),
         ],
         "keller": [
             (lambda v, c: close(v, math.sqrt(c["fan_out"] / c["fan_in"])), Finding(
-                "the factor goes below one for matrices with fewer outputs than inputs", "see the docstring")),
+                "the factor goes below one for matrices with fewer outputs than inputs", LECTURE)),
             (lambda v, c: close(v, math.sqrt(max(1, c["fan_in"] / c["fan_out"]))), Finding(
                 "the factor is inverted: fan_in and fan_out are swapped", "a torch weight is stored (fan_out, fan_in)")),
         ],
         "moonlight": [
             (lambda v, c: close(v, 0.2 * math.sqrt(min(c["fan_out"], c["fan_in"]))), Finding(
-                "the factor uses the shorter side of the matrix", "see the docstring")),
+                "the factor uses the shorter side of the matrix", LECTURE)),
             (lambda v, c: close(v, math.sqrt(max(c["fan_out"], c["fan_in"]))), Finding(
-                "the factor misses the constant that matches AdamW's update size", "see the docstring")),
+                "the factor misses the constant that matches AdamW's update size", LECTURE)),
             (lambda v, c: close(v, 0.2 * max(c["fan_out"], c["fan_in"])), Finding(
-                "the factor grows too fast with the matrix's size", "see the docstring")),
+                "the factor grows too fast with the matrix's size", LECTURE)),
         ],
     }
     for (name, weight), scale in zip(part.criteria, cases.MUON_SCALES):
@@ -686,7 +691,7 @@ def judge_muon_scale(part, measured: dict, ref: Reference) -> list[Criterion]:
             if value is not None and not close(value, ref.optimizers.muon_shape_scale(fan_out, fan_in, scale)):
                 tally.fail(value, dict(fan_out=fan_out, fan_in=fan_in))
         out.append(tally.criterion(name, weight, candidates[scale],
-                                   Finding(f"the `{scale}` factor is wrong", "see the docstring")))
+                                   Finding(f"the `{scale}` factor is wrong", LECTURE)))
     return out
 
 

@@ -2,8 +2,11 @@
 
 A part is the code of one student region (or of the few regions that make one piece of
 work, such as the three norms of part b), named by the function or method that holds it.
-The grader puts exactly that code into a copy of the instructor's module and grades it
-there, so every other part a test touches is the reference one.
+The grader puts exactly that code into the student release's version of the module (every
+other region a stub) and grades it there, with the student release's other helpers; where
+the tests of a part call another part's code, the reference of that code is put in too
+(``needs``: the bonus's Shampoo step calls part e's ``orthogonalize_svd``). So a part is
+graded on its own, and the process running it holds no reference answer it does not need.
 
 Not graded automatically (their written answers are collected for manual grading):
 notebook 01's cell that reruns the experiment with alternating widths (an experiment call,
@@ -24,6 +27,7 @@ class Part:
     file: str  # helpers/<module>.py or notebooks/<name>.ipynb
     functions: tuple[str, ...]  # qualified names of the functions that hold the student's code
     criteria: tuple[tuple[str, float], ...]  # (what is tested, weight): the score is points * passed weight / all
+    needs: tuple[str, ...] = ()  # reference functions of the same file its tests call (other parts' answers)
 
     @property
     def notebook(self) -> bool:
@@ -57,7 +61,7 @@ PARTS = (
           ("shape and dtype, and the Shampoo step built on it", 1))),
     Part("bonus_shape_scale", 1, "bonus: the shape factor of `ScaledSimpleShampoo.shape_scale`",
          "helpers/optimizers.py", ("ScaledSimpleShampoo.shape_scale",),
-         (("every layer's update has the same RMS->RMS norm, whatever its shape", 1),)),
+         (("every layer's update has the same RMS->RMS norm, whatever its shape", 1),), needs=("orthogonalize_svd",)),
     Part("lecture_newton_schulz", 2, "lecture: the Newton-Schulz iteration (`newton_schulz`)",
          "helpers/optimizers.py", ("newton_schulz",),
          (("the default quintic iteration", 2), ("the `steps` and `coefficients` arguments", 1))),
@@ -93,6 +97,6 @@ STATUSES = {
     "crashed": "the process running it died",
     "missing": "the file or function is not in the submission",
     "unreadable": "the file is not valid JSON or not a notebook",
-    "tampered": "it tried to write outside its own folder",
+    "tampered": "it tried to reach files or processes outside its own folder",
 }
 VERDICT_STATUSES = ("passed", "failed", "not attempted")  # the part ran to a verdict

@@ -36,7 +36,7 @@ import torch.nn.functional  # noqa: E402,F401
 from grading import collect, parts, sandbox  # noqa: E402
 
 torch.set_num_threads(1)
-_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_CHILD_SUBREAPER, _PR_SET_PDEATHSIG = 36, 1
 
 
 def _warm_up() -> None:
@@ -58,6 +58,7 @@ _warm_up()
 
 def _child(request: dict) -> None:
     folder = request["folder"]
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the worker
     os.setsid()
     null = os.open("/dev/null", os.O_RDONLY)
     output = os.open(os.path.join(folder, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

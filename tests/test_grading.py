@@ -50,6 +50,7 @@ EXPECTED = {
     "missing-notebook": {"q1a_init_rms": (0.0, "missing"), "q1b_signgd_rms": (0.0, "missing")},
     "truncated-notebook": {"r09_first_step": (0.0, "unreadable")},
     "writes-instructor": {"b_norms": (0.0, "tampered")},
+    "reads-solutions": {"c_mup_lr": (0.0, "tampered")},
     "writes-from-cpp": {"b_norms": (0.0, "tampered")},  # refused by Landlock: torch.save fails
     "writes-through-libc": {"b_norms": (0.0, "tampered")},
     "zipped": {},
@@ -66,7 +67,7 @@ EDITS = {
     "segfaults": fixtures.HOSTILE["segfaults"], "exits": fixtures.HOSTILE["exits"],
     "missing-notebook": fixtures.HOSTILE["missing_notebook"],
     "truncated-notebook": fixtures.HOSTILE["truncated_notebook"],
-    "writes-instructor": fixtures.HOSTILE["writes_instructor"], "writes-from-cpp": fixtures.HOSTILE["writes_from_cpp"],
+    "writes-instructor": fixtures.HOSTILE["writes_instructor"], "reads-solutions": fixtures.HOSTILE["reads_solutions"], "writes-from-cpp": fixtures.HOSTILE["writes_from_cpp"],
     "writes-through-libc": fixtures.HOSTILE["writes_through_libc"],
 }
 PLANTED = [ROOT / "helpers" / "planted.py", ROOT / "helpers" / "planted.bin"]
@@ -181,6 +182,18 @@ def test_a_part_is_the_submission_function_inside_the_instructor_module():
         submission.substitute(instructor, b"def rms_to_rms_norm(:\n", ("rms_to_rms_norm",), "helpers/norms.py")
 
 
+def test_a_part_runs_with_the_release_helpers_and_only_the_references_its_tests_need(shared_grader, solutions):
+    files = {"helpers/optimizers.py": (solutions / "helpers" / "optimizers.py").read_bytes()}
+    stub = "raise NotImplementedError"
+    c_module, _ = shared_grader._module(parts.BY_NAME["c_mup_lr"], files)
+    assert stub not in submission.function_source(c_module, "SimpleAdamMuP.layer_lr")  # the submission's code
+    for other in ("orthogonalize_svd", "newton_schulz", "muon_shape_scale", "ScaledSimpleShampoo.shape_scale"):
+        assert stub in submission.function_source(c_module, other)  # other parts' answers are not there
+    bonus_module, _ = shared_grader._module(parts.BY_NAME["bonus_shape_scale"], files)
+    assert stub not in submission.function_source(bonus_module, "orthogonalize_svd")  # what its Shampoo step calls
+    assert stub in submission.function_source(bonus_module, "SimpleAdamMuP.layer_lr")
+
+
 def test_a_folder_submission_is_never_read_through_a_symbolic_link(tmp_path):
     (tmp_path / "s" / "helpers").mkdir(parents=True)
     (tmp_path / "s" / "helpers" / "norms.py").symlink_to(ROOT / "helpers" / "norms.py")
@@ -241,10 +254,11 @@ def test_a_tampered_checks_file_gains_nothing(graded):
     ("bonus-rms", ["the factor equalises the entrywise RMS of the update, not its RMS->RMS norm"]),
     ("crash-at-import", ["importing your code raised RuntimeError: this file is broken at import"]),
     ("allocates-ten-gb", ["it ran out of the 2048 MB memory limit"]),
-    ("writes-instructor", ["it tried to write outside its own folder", "helpers/norms.py"]),
-    ("writes-from-cpp", ["it tried to write outside its own folder", "Permission denied"]),
-    ("writes-through-libc", ["it tried to write outside its own folder", "ctypes"]),
+    ("writes-instructor", ["it tried to reach outside its own folder", "helpers/norms.py"]),
+    ("writes-from-cpp", ["it tried to reach outside its own folder", "Permission denied"]),
+    ("writes-through-libc", ["it tried to reach outside its own folder", "ctypes"]),
     ("truncated-notebook", ["is not valid notebook JSON"]),
+    ("reads-solutions", ["it tried to reach outside its own folder", "Permission denied"]),
     ("segfaults", ["the process running it was killed by SIGSEGV"]),
     ("exits", ["the process running it ended without a result"]),
     ("stub-left", ["the stub is still there"]),
