@@ -11,11 +11,12 @@ What happens (see the README's grading section):
    untouched stub), and the hidden tests are run on the instructor's own code first: every
    part must pass, or grading stops (a broken hidden test or sandbox would zero everyone).
 3. For every submission (a progress bar counts them) and every part of :data:`grading.parts.PARTS`:
-   the part's functions are taken from the submission's file into a copy of the instructor's
-   helpers in a fresh folder; a child of the worker runs them there under a time limit, a
-   memory limit, Landlock and an audit hook (:mod:`grading.sandbox`) and returns raw results;
-   this process judges them (:mod:`grading.judge`). The instructor's tree is compared with its
-   snapshot after every part and restored if anything changed (the part gets a zero).
+   the part's functions are taken from the submission's file into the student release's helpers
+   (plus the references the part's tests call) in a fresh folder; a child of the worker runs
+   them there under a time limit, a memory limit, Landlock and an audit hook
+   (:mod:`grading.sandbox`) and returns raw results; this process judges them
+   (:mod:`grading.judge`). The instructor's tree is compared with its snapshot after every part
+   and restored if anything changed (the part gets a zero).
 4. ``grades.csv`` (one row per student, a column per part, the total, a status; sorted and free of
    timings, so the same submissions give the same bytes), ``grades.json`` (the same with every
    part's status), ``feedback/<student>.md`` and ``written_answers.md`` are written under ``--out``.

@@ -401,8 +401,8 @@ def judge_c_mup_lr(part, measured: dict, ref: Reference) -> list[Criterion]:
         (lambda v, c: close(v, c["lr"] * 10 / c["fan_in"]) and c["input_mult"] != 10, Finding(
             "the input layer uses a fixed factor instead of the optimizer's `input_mult`",
             "read the factor from the optimizer's settings")),
-    ], Finding("the input layer's step is wrong", "the input layer is the first weight matrix; its rate has a factor "
-                                                  "of its own, set by the optimizer's `input_mult`"))
+    ], Finding("the input layer's step is wrong", "the input layer is the first weight matrix; the handout says how "
+                                                  "its rate differs from a hidden layer's"))
     readout = tallies["output"].criterion(*part.criteria[2], [
         (lambda v, c: c["classes"] != 10 and by_size_net in passed_where["output"], Finding(
             "the readout is recognised only when there are as many classes as MNIST has digits", position)),
@@ -411,9 +411,9 @@ def judge_c_mup_lr(part, measured: dict, ref: Reference) -> list[Criterion]:
             "read the rate from the optimizer's settings")),
         (follows_lr, Finding(
             "the readout's step follows the learning rate like the other layers",
-            "the readout takes a fixed rate of its own, set when the optimizer is built")),
-    ], Finding("the readout layer's step is wrong", "the readout takes a fixed rate of its own, set when the "
-                                                    "optimizer is built"))
+            "the handout says how the readout's rate is set")),
+    ], Finding("the readout layer's step is wrong", "the readout is the last weight matrix; the handout says how its "
+                                                    "rate is set"))
     biases = tallies["bias"].criterion(*part.criteria[3], [
         (lambda v, c: close(v, c["lr"]), Finding("biases take the global rate: `bias_mult` is not applied",
                                                  "biases have a factor of their own")),
@@ -422,8 +422,7 @@ def judge_c_mup_lr(part, measured: dict, ref: Reference) -> list[Criterion]:
             "read the factor from the optimizer's settings")),
         (lambda v, c: any(close(v, rate(c, "bias") / d) for d in (c["fan_out"], math.sqrt(c["fan_out"]))), Finding(
             "the biases' step shrinks with their length", "a bias is a (d_out, 1) matrix: its fan-in is one")),
-    ], Finding("the biases' step is wrong", "a bias is a (d_out, 1) matrix with a factor of its own, set by the "
-                                            "optimizer's `bias_mult`"))
+    ], Finding("the biases' step is wrong", "the handout says how biases are treated"))
     return [hidden, input_layer, readout, biases]
 
 
