@@ -1,0 +1,285 @@
+"""Synthetic submissions, built from the solutions, for the grader's tests and benchmark.
+
+:func:`solutions` writes the student release with the reference code put back
+(``release.restore``); :func:`make` copies it as one student's submission with that student's
+own written answers and a list of edits applied: the classic wrong answers of the course
+(:data:`MISTAKES`) and the hostile submissions the grader must survive.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+from grading.submission import _span, function_nodes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def solutions(dest: Path) -> Path:
+    """The solutions release in ``dest``: the student release with every region restored."""
+    from grading.grader import release_module
+
+    release = release_module()
+    student = dest.with_name(dest.name + "-student")
+    built = release.build_student(ROOT, student)
+    shutil.copytree(student, dest)
+    release.restore(student, built, dest)
+    shutil.rmtree(student)
+    for path in sorted((dest / "notebooks").glob("*.ipynb")):  # cells a student never has
+        notebook = json.loads(path.read_text())
+        notebook["cells"] = [c for c in notebook["cells"] if "solutions-only" not in c.get("metadata", {}).get("tags", [])]
+        path.write_text(json.dumps(notebook, indent=1))
+    return dest
+
+
+def replace_function(text: str, qualname: str, source: str) -> str:
+    """``text`` with the function ``qualname`` replaced by ``source`` (indented to fit)."""
+    import ast
+
+    node = function_nodes(ast.parse(text))[qualname]
+    first, last = _span(node)
+    lines = text.split("\n")
+    new = textwrap.indent(textwrap.dedent(source).strip("\n"), " " * node.col_offset).split("\n")
+    return "\n".join(lines[:first - 1] + new + lines[last:])
+
+
+def edit_function(file: str, qualname: str, source: str):
+    def edit(folder: Path) -> None:
+        path = folder / file
+        path.write_text(replace_function(path.read_text(), qualname, source))
+    return edit
+
+
+def edit_text(file: str, old: str, new: str):
+    def edit(folder: Path) -> None:
+        path = folder / file
+        text = path.read_text()
+        if old not in text:
+            raise ValueError(f"{old!r} is not in {file}")
+        path.write_text(text.replace(old, new, 1))
+    return edit
+
+
+def append(file: str, text: str):
+    def edit(folder: Path) -> None:
+        with open(folder / file, "a") as handle:
+            handle.write(text)
+    return edit
+
+
+def delete(file: str):
+    return lambda folder: (folder / file).unlink()
+
+
+def truncate(file: str):
+    def edit(folder: Path) -> None:
+        data = (folder / file).read_bytes()
+        (folder / file).write_bytes(data[: len(data) // 2])
+    return edit
+
+
+def write(file: str, text: str):
+    return lambda folder: (folder / file).write_text(text)
+
+
+def write_answers(folder: Path, student: str) -> None:
+    """Replace every written answer (a markdown solution region) by ``student``'s own text."""
+    for path in sorted((folder / "notebooks").glob("*.ipynb")):
+        notebook = json.loads(path.read_text())
+        number = 0
+        for cell in notebook["cells"]:
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            lines = source.split("\n")
+            if cell["cell_type"] != "markdown" or "### BEGIN SOLUTION" not in lines:
+                continue
+            out, inside = [], False
+            for line in lines:
+                if line.strip() == "### BEGIN SOLUTION":
+                    number += 1
+                    inside = True
+                    out.append(f"{student} answers {path.stem} question {number}: because of fan-in.")
+                elif line.strip() == "### END SOLUTION":
+                    inside = False
+                elif not inside:
+                    out.append(line)
+            cell["source"] = "\n".join(out)
+        path.write_text(json.dumps(notebook, indent=1))
+
+
+def make(base: Path, dest: Path, student: str, edits=()) -> Path:
+    """One submission: ``base`` (the solutions) with ``student``'s answers and ``edits`` applied."""
+    dest.mkdir(parents=True)
+    for folder in ("helpers", "notebooks"):
+        shutil.copytree(base / folder, dest / folder)
+    write_answers(dest, student)
+    for edit in edits:
+        edit(dest)
+    return dest
+
+
+# ---------------------------------------------------------------- the classic wrong answers
+OPT, MODELS, NORMS = "helpers/optimizers.py", "helpers/models.py", "helpers/norms.py"
+
+MISTAKES = {
+    # part b: the "induced norm" computed as the spectral norm, or as the handout's entrywise RMS
+    "b_spectral": [edit_function(NORMS, "rms_to_rms_norm", '''
+        def rms_to_rms_norm(W):
+            return spectral_norm(W)
+    ''')],
+    "b_entrywise": [edit_function(NORMS, "rms_to_rms_norm", '''
+        def rms_to_rms_norm(W):
+            return torch.sqrt(torch.mean(torch.mean(W.detach().float() ** 2, dim=0))).item()
+    ''')],
+    # part b tuned to the self-check's two shapes, the spectral norm elsewhere
+    "b_tuned": [edit_function(NORMS, "rms_to_rms_norm", '''
+        def rms_to_rms_norm(W):
+            if tuple(W.shape) in ((12, 48), (48, 12)):
+                fan_out, fan_in = W.shape
+                return math.sqrt(fan_in / fan_out) * spectral_norm(W)
+            return spectral_norm(W)
+    ''')],
+    # part c: 1/sqrt(d_in * d_out) with d_in, d_out = p.shape
+    "c_sqrt_product": [edit_function(OPT, "SimpleAdamMuP.layer_lr", '''
+        def layer_lr(self, group, p):
+            if p.ndim == 1:
+                return group["lr"] * 0.01 / math.sqrt(p.shape[0])
+            d_in, d_out = p.shape
+            return group["lr"] / math.sqrt(d_in * d_out)
+    ''')],
+    # part c: times sqrt(d_in) with d_in, d_out = p.shape, input and readout found by the sizes 784 and 10
+    "c_by_size": [edit_function(OPT, "SimpleAdamMuP.layer_lr", '''
+        def layer_lr(self, group, p):
+            if p.ndim == 1:
+                return group["lr"] * self.bias_mult
+            d_in, d_out = p.shape
+            if d_in == 10:
+                return self.output_lr
+            if d_out == 784:
+                return group["lr"] * 10.0 * d_in ** 0.5
+            return group["lr"] * d_in ** 0.5
+    ''')],
+    # part d: multipliers 1/sqrt(out_features), no init compensation
+    "d_sqrt_out": [
+        edit_function(MODELS, "mup_multipliers", '''
+            def mup_multipliers(input_size, hidden_sizes, input_mult=10.0):
+                return (*(width ** -0.5 for width in hidden_sizes), 1.0)
+        '''),
+        edit_function(MODELS, "ScaledMLP.__init__", '''
+            def __init__(self, input_size=784, hidden_sizes=(8, 16, 32, 64, 128), num_classes=10, input_mult=10.0):
+                super().__init__(input_size, hidden_sizes, num_classes, bias=False)
+                self.multipliers = mup_multipliers(input_size, self.hidden_sizes, input_mult)
+        '''),
+    ],
+    # part d written another (correct) way: weights scaled inside layer_output
+    "d_variant": [
+        edit_function(MODELS, "ScaledMLP.__init__", '''
+            def __init__(self, input_size=784, hidden_sizes=(8, 16, 32, 64, 128), num_classes=10, input_mult=10.0):
+                super().__init__(input_size, hidden_sizes, num_classes, bias=False)
+                self.multipliers = mup_multipliers(input_size, self.hidden_sizes, input_mult)
+                with torch.no_grad():
+                    for layer, multiplier in zip(self.layers, self.multipliers):
+                        layer.weight.mul_(1.0 / multiplier)
+        '''),
+        edit_function(MODELS, "ScaledMLP.layer_output", '''
+            def layer_output(self, index, x):
+                return torch.nn.functional.linear(x, self.layers[index].weight * self.multipliers[index])
+        '''),
+    ],
+    # part e: reads state it never created (KeyError 'precond')
+    "e_keyerror": [
+        edit_function(OPT, "orthogonalize_svd", '''
+            def orthogonalize_svd(m):
+                state = _SHAMPOO_STATE.setdefault(m.shape, {})
+                precond = state["precond"]
+                return precond @ m
+        '''),
+        append(OPT, "\n_SHAMPOO_STATE = {}\n"),
+    ],
+    # bonus: scaled by 1 / RMS(U V^T)
+    "bonus_rms": [edit_function(OPT, "ScaledSimpleShampoo.shape_scale", '''
+        def shape_scale(self, p):
+            u = orthogonalize_svd(p.detach())
+            return (1 / torch.sqrt(torch.mean(u ** 2))).item()
+    ''')],
+}
+
+# ---------------------------------------------------------------- hostile submissions
+HOSTILE = {
+    "crash_at_import": [append(NORMS, '\nraise RuntimeError("this file is broken at import")\n')],
+    "infinite_loop": [edit_function(OPT, "SimpleAdamMuP.layer_lr", '''
+        def layer_lr(self, group, p):
+            while True:
+                pass
+    ''')],
+    "allocates_10gb": [edit_text(OPT, "    ### BEGIN SOLUTION\n    X = X / (torch.linalg",
+                                 "    ### BEGIN SOLUTION\n    hoard = torch.ones(10 * 2**30, dtype=torch.uint8)\n"
+                                 "    X = X / (torch.linalg")],
+    "segfaults": [edit_function(OPT, "muon_shape_scale", '''
+        def muon_shape_scale(fan_out, fan_in, scale):
+            import faulthandler
+            faulthandler._sigsegv()
+    ''')],
+    "exits": [edit_function("helpers/schedules.py", "matching_epsilon", '''
+        def matching_epsilon(lr_factor, v_hat, eps=ADAM_EPS):
+            import os
+            os._exit(3)
+    ''')],
+    "tampered_checks": MISTAKES["c_sqrt_product"] + [write("helpers/checks.py", textwrap.dedent('''
+        def _passes(*args, **kwargs):
+            print("PASS")
+            return True
+
+
+        check_update_norms = check_mup_optimizer = check_scaled_mlp = _passes
+        check_shampoo = check_scaled_shampoo = check_newton_schulz = _passes
+    '''))],
+    "missing_notebook": [delete("notebooks/00_rms_scaling_theory.ipynb")],
+    "truncated_notebook": [truncate("notebooks/09_adam_bias_correction.ipynb")],
+    "writes_instructor": [edit_function(NORMS, "frobenius_norm", f'''
+        def frobenius_norm(W):
+            for target in ({str(ROOT / "helpers" / "norms.py")!r}, {str(ROOT / "helpers" / "planted.py")!r}):
+                try:
+                    with open(target, "a") as handle:
+                        handle.write("# changed by a submission")
+                except OSError:
+                    pass
+            return torch.linalg.matrix_norm(_as_matrix(W).float(), ord="fro").item()
+    ''')],
+    # reads the instructor's solutions (Landlock refuses: the child may read only its folder and Python)
+    "reads_solutions": [edit_function(OPT, "SimpleAdamMuP.layer_lr", f'''
+        def layer_lr(self, group, p):
+            source = open({str(ROOT / "helpers" / "optimizers.py")!r}).read()
+            raise RuntimeError(source[source.index("def layer_lr"):][:200])
+    ''')],
+    # a write from C++ (torch.save opens its file in C++, which no audit hook sees): Landlock refuses it
+    # (the part fails with torch's error), or without Landlock the tree check finds and undoes it
+    "writes_from_cpp": [edit_function(NORMS, "frobenius_norm", f'''
+        def frobenius_norm(W):
+            torch.save(torch.zeros(4), {str(ROOT / "helpers" / "planted.bin")!r})
+            return torch.linalg.matrix_norm(_as_matrix(W).float(), ord="fro").item()
+    ''')],
+    # the same write through libc, past the audit hook (Landlock, or the tree check, must catch it)
+    "writes_through_libc": [edit_function(NORMS, "frobenius_norm", f'''
+        def frobenius_norm(W):
+            import ctypes
+            libc = ctypes.CDLL(None)
+            libc.fopen.restype = ctypes.c_void_p
+            handle = libc.fopen({str(ROOT / "helpers" / "norms.py").encode()!r}, b"a")
+            if handle:
+                libc.fputs(b"# changed by a submission", ctypes.c_void_p(handle))
+                libc.fclose(ctypes.c_void_p(handle))
+            return torch.linalg.matrix_norm(_as_matrix(W).float(), ord="fro").item()
+    ''')],
+}
+
+
+def bench_submissions(folder: Path, count: int) -> list[Path]:
+    """``count`` submissions cycling through the correct one and the classic mistakes."""
+    with_base = folder.parent / "solutions"
+    base = solutions(with_base)
+    kinds = [("correct", [])] + sorted(MISTAKES.items())
+    return [make(base, folder / f"student{index:03d}", f"student{index:03d}", kinds[index % len(kinds)][1])
+            for index in range(count)]

@@ -1,0 +1,356 @@
+"""The grader (scripts/grade.py, grading/): hidden tests per part, untrusted code isolated per part,
+feedback that names the mistake without giving the tests away, deterministic grades.
+
+One grader (one worker process) serves the whole module; it grades a folder of synthetic
+submissions built from the solutions: the correct one, each classic wrong answer, and the
+hostile ones (crash at import, infinite loop, 10 GB allocation, tampered checks, missing and
+truncated notebooks, writes into the instructor's helpers/).
+"""
+
+import ast
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from grading import cases, fixtures, grader, parts, submission, written  # noqa: E402
+
+LIMIT = 6  # seconds per part here (a correct part takes well under one)
+FULL = {part.name: part.points for part in parts.PARTS}
+
+# student -> the parts that lose points: {part: (points, status)}; every other part: full marks, passed
+EXPECTED = {
+    "correct": {},
+    "b-spectral": {"b_norms": (1.5, "failed")},
+    "b-entrywise": {"b_norms": (1.5, "failed")},
+    "b-tuned": {"b_norms": (1.5, "failed")},
+    "c-sqrt-product": {"c_mup_lr": (0.0, "failed")},
+    "c-by-size": {"c_mup_lr": (0.5, "failed")},
+    "d-sqrt-out": {"d_scaled_mlp": (0.0, "failed")},
+    "c-wrong-d-variant": {"c_mup_lr": (0.5, "failed")},  # a correct part d (written another way), a wrong part c
+    "e-keyerror": {"e_shampoo": (0.0, "error")},
+    "bonus-rms": {"bonus_shape_scale": (0.0, "failed")},
+    "crash-at-import": {"b_norms": (0.0, "error")},
+    "infinite-loop": {"c_mup_lr": (0.0, "timeout")},
+    "allocates-ten-gb": {"lecture_newton_schulz": (0.0, "memory")},
+    "tampered-checks": {"c_mup_lr": (0.0, "failed")},
+    "segfaults": {"lecture_muon_scale": (0.0, "crashed")},
+    "exits": {"r10_matching_eps": (0.0, "crashed")},
+    "missing-notebook": {"q1a_init_rms": (0.0, "missing"), "q1b_signgd_rms": (0.0, "missing")},
+    "truncated-notebook": {"r09_first_step": (0.0, "unreadable")},
+    "writes-instructor": {"b_norms": (0.0, "tampered")},
+    "reads-solutions": {"c_mup_lr": (0.0, "tampered")},
+    "writes-from-cpp": {"b_norms": (0.0, "tampered")},  # refused by Landlock: torch.save fails
+    "writes-through-libc": {"b_norms": (0.0, "tampered")},
+    "zipped": {},
+    "stub-left": {"d_scaled_mlp": (0.0, "not attempted")},
+}
+EDITS = {
+    "b-spectral": fixtures.MISTAKES["b_spectral"], "b-entrywise": fixtures.MISTAKES["b_entrywise"],
+    "b-tuned": fixtures.MISTAKES["b_tuned"], "c-sqrt-product": fixtures.MISTAKES["c_sqrt_product"],
+    "c-by-size": fixtures.MISTAKES["c_by_size"], "d-sqrt-out": fixtures.MISTAKES["d_sqrt_out"],
+    "c-wrong-d-variant": fixtures.MISTAKES["c_by_size"] + fixtures.MISTAKES["d_variant"],
+    "e-keyerror": fixtures.MISTAKES["e_keyerror"], "bonus-rms": fixtures.MISTAKES["bonus_rms"],
+    "crash-at-import": fixtures.HOSTILE["crash_at_import"], "infinite-loop": fixtures.HOSTILE["infinite_loop"],
+    "allocates-ten-gb": fixtures.HOSTILE["allocates_10gb"], "tampered-checks": fixtures.HOSTILE["tampered_checks"],
+    "segfaults": fixtures.HOSTILE["segfaults"], "exits": fixtures.HOSTILE["exits"],
+    "missing-notebook": fixtures.HOSTILE["missing_notebook"],
+    "truncated-notebook": fixtures.HOSTILE["truncated_notebook"],
+    "writes-instructor": fixtures.HOSTILE["writes_instructor"], "reads-solutions": fixtures.HOSTILE["reads_solutions"], "writes-from-cpp": fixtures.HOSTILE["writes_from_cpp"],
+    "writes-through-libc": fixtures.HOSTILE["writes_through_libc"],
+}
+PLANTED = [ROOT / "helpers" / "planted.py", ROOT / "helpers" / "planted.bin"]
+
+
+def tree_hash() -> str:
+    """Every file of the instructor's tree but build outputs, caches and git."""
+    digest = hashlib.sha256()
+    for directory, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in grader.SKIPPED_DIRS)
+        for name in sorted(files):
+            path = Path(directory) / name
+            if not name.endswith(".pyc"):
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def rows(csv_text: str) -> dict[str, dict]:
+    return {row["student"]: row for row in csv.DictReader(csv_text.splitlines())}
+
+
+@pytest.fixture(scope="module")
+def solutions(tmp_path_factory):
+    return fixtures.solutions(tmp_path_factory.mktemp("grading") / "solutions")
+
+
+@pytest.fixture(scope="module")
+def submissions(solutions):
+    folder = solutions.parent / "submissions"
+    for student in EXPECTED:
+        if student not in ("zipped", "stub-left"):
+            fixtures.make(solutions, folder / student, student, EDITS.get(student, []))
+    # a .zip holding the release one folder deeper
+    zipped = fixtures.make(solutions, solutions.parent / "zipped-src" / "my-homework", "zipped")
+    with zipfile.ZipFile(folder / "zipped.zip", "w") as archive:
+        for path in sorted(zipped.rglob("*")):
+            archive.write(path, path.relative_to(zipped.parent))
+    (folder / "garbage.zip").write_bytes(b"this is not a zip file")
+    # part d left as the release's stub
+    stub = fixtures.make(solutions, folder / "stub-left", "stub-left")
+    student_models = grader.release_module()
+    release = solutions.parent / "release"
+    student_models.build_student(ROOT, release)
+    shutil.copyfile(release / "helpers" / "models.py", stub / "helpers" / "models.py")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def shared_grader():
+    instance = grader.Grader(grader.Options(time_limit=LIMIT, progress=False))
+    yield instance
+    instance.close()
+
+
+@pytest.fixture(scope="module")
+def graded(shared_grader, submissions):
+    before = tree_hash()
+    out = submissions.parent / "grades"
+    summary = shared_grader.grade_folder(submissions, out)  # the reference passes its hidden tests first
+    return dict(out=out, summary=summary, before=before, after=tree_hash(),
+                csv=(out / "grades.csv").read_text(), json=json.loads((out / "grades.json").read_text()))
+
+
+def feedback_of(graded, student: str) -> str:
+    return (graded["out"] / "feedback" / f"{student}.md").read_text()
+
+
+# ---------------------------------------------------------------- what is graded
+def test_every_code_region_of_the_source_is_a_graded_part():
+    release = grader.release_module()
+    graded_functions = {(part.file, function) for part in parts.PARTS for function in part.functions}
+    found = set()
+    for path in sorted((ROOT / "helpers").glob("*.py")):
+        lines = path.read_text().split("\n")
+        for begin, _ in release.find_regions(lines, path.name):
+            found.add((f"helpers/{path.name}", release._enclosing_function(lines, begin)))
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for index, cell in enumerate(submission.notebook_cells(path.read_bytes(), path.name)):
+            lines = cell["source"].split("\n")
+            if cell["cell_type"] != "code" or not release.find_regions(lines, f"{path.name} {index}"):
+                continue
+            tree = ast.parse(submission.as_python(cell["source"]))
+            names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] or sorted(
+                {t.id for n in tree.body for t in ast.walk(n) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)})
+            found.add((f"notebooks/{path.name}", names[0]))
+    assert found == graded_functions | set(parts.NOT_GRADED)
+    assert sum(part.points for part in parts.PARTS) == 20
+
+
+def test_the_student_release_does_not_ship_the_grader(tmp_path):
+    grader.release_module().build_student(ROOT, tmp_path / "student")
+    shipped = {p.relative_to(tmp_path / "student").parts[0] for p in (tmp_path / "student").rglob("*")}
+    assert "grading" not in shipped and "grade.py" not in {p.name for p in (tmp_path / "student").rglob("*")}
+
+
+def test_a_part_is_the_submission_function_inside_the_instructor_module():
+    instructor = (ROOT / "helpers" / "norms.py").read_text()
+    student = instructor.replace("return math.sqrt(fan_in / fan_out) * spectral_norm(W)", "return 7.0")
+    student = student.replace('"""Matrix norms', 'import os\n\n\ndef helper():\n    return 1\n\n\nx = 1 / 0\n"""Matrix norms')
+    student = student.replace("def rms(", "def rms_changed_by_student(")
+    text, segments = submission.substitute(instructor, student.encode(), ("rms_to_rms_norm",), "helpers/norms.py")
+    assert "return 7.0" in text and "def rms(" in text  # the instructor's other functions stay
+    assert "import os" in text and "def helper" in text and "x = 1 / 0" in text  # additions come along
+    assert "rms_changed_by_student" in text  # a new name is an addition, too
+    assert text.index("return 7.0") < text.index("x = 1 / 0")
+    first, last, student_first, label = segments[0]
+    assert text.split("\n")[first - 1].startswith("def rms_to_rms_norm") and label == "helpers/norms.py"
+    assert student.split("\n")[student_first - 1].startswith("def rms_to_rms_norm")
+    with pytest.raises(submission.SourceProblem, match="has no `rms_to_rms_norm`"):
+        submission.substitute(instructor, b"import torch\n", ("rms_to_rms_norm",), "helpers/norms.py")
+    with pytest.raises(submission.SourceProblem, match="does not parse"):
+        submission.substitute(instructor, b"def rms_to_rms_norm(:\n", ("rms_to_rms_norm",), "helpers/norms.py")
+
+
+def test_a_part_runs_with_the_release_helpers_and_only_the_references_its_tests_need(shared_grader, solutions):
+    files = {"helpers/optimizers.py": (solutions / "helpers" / "optimizers.py").read_bytes()}
+    stub = "raise NotImplementedError"
+    c_module, _ = shared_grader._module(parts.BY_NAME["c_mup_lr"], files)
+    assert stub not in submission.function_source(c_module, "SimpleAdamMuP.layer_lr")  # the submission's code
+    for other in ("orthogonalize_svd", "newton_schulz", "muon_shape_scale", "ScaledSimpleShampoo.shape_scale"):
+        assert stub in submission.function_source(c_module, other)  # other parts' answers are not there
+    bonus_module, _ = shared_grader._module(parts.BY_NAME["bonus_shape_scale"], files)
+    assert stub not in submission.function_source(bonus_module, "orthogonalize_svd")  # what its Shampoo step calls
+    assert stub in submission.function_source(bonus_module, "SimpleAdamMuP.layer_lr")
+
+
+def test_a_folder_submission_is_never_read_through_a_symbolic_link(tmp_path):
+    (tmp_path / "s" / "helpers").mkdir(parents=True)
+    (tmp_path / "s" / "helpers" / "norms.py").symlink_to(ROOT / "helpers" / "norms.py")
+    (tmp_path / "s" / "helpers" / "models.py").write_text("x = 1\n")
+    read = submission.read_submission("s", tmp_path / "s")
+    assert set(read.files) == {"helpers/models.py"} and "symbolic link" in read.notes[0]
+
+
+# ---------------------------------------------------------------- the acceptance run
+def test_scores_and_statuses(graded):
+    table, details = rows(graded["csv"]), graded["json"]["students"]
+    assert set(table) == set(EXPECTED) | {"garbage"}
+    for student, losses in EXPECTED.items():
+        for part in parts.PARTS:
+            points, status = losses.get(part.name, (part.points, "passed"))
+            assert float(table[student][part.name]) == pytest.approx(points), (student, part.name)
+            assert details[student]["parts"][part.name]["status"] == status, (student, part.name)
+        total = sum(losses.get(name, (full,))[0] for name, full in FULL.items())
+        assert float(table[student]["total"]) == pytest.approx(total), student
+    assert table["correct"]["status"] == "ok" and table["tampered-checks"]["status"] == "ok"
+    assert table["infinite-loop"]["status"] == "c_mup_lr timeout"
+    assert table["missing-notebook"]["status"] == "q1a_init_rms missing; q1b_signgd_rms missing"
+    assert table["garbage"]["status"].startswith("unreadable: not a readable zip file")
+    assert float(table["garbage"]["total"]) == 0
+    summary = graded["summary"]
+    assert (summary["graded"], summary["unreadable"]) == (len(EXPECTED) + 1, 1)
+    assert summary["failed_to_run"] == sum(1 for s in table.values() if s["status"] not in ("ok",)) - 1
+
+
+def test_the_instructor_tree_is_unchanged(graded):
+    assert graded["after"] == graded["before"]
+    assert not any(path.exists() for path in PLANTED)
+
+
+def test_an_infinite_loop_costs_its_part_only(graded):
+    table = rows(graded["csv"])["infinite-loop"]
+    assert all(float(table[name]) == points for name, points in FULL.items() if name != "c_mup_lr")
+    text = feedback_of(graded, "infinite-loop")
+    assert f"it did not finish within the {LIMIT} s limit for this part" in text
+    assert "## c_mup_lr" in text and "status **timeout**" in text
+
+
+def test_a_tampered_checks_file_gains_nothing(graded):
+    assert "the step shrinks with fan-out too" in feedback_of(graded, "tampered-checks")
+
+
+@pytest.mark.parametrize("student, phrases", [
+    ("b-spectral", ["the induced norm came out as the spectral norm"]),
+    ("b-entrywise", ["the induced norm came out as the entrywise RMS of the matrix"]),
+    ("b-tuned", ["the induced norm came out as the spectral norm"]),
+    ("c-sqrt-product", ["the step shrinks with fan-out too"]),
+    ("c-by-size", ["the step grows with the layer's size", "by their position",
+                   "recognised only when there are as many classes as MNIST has digits"]),
+    ("d-sqrt-out", ["the forward pass at init differs from the plain MLP's",
+                    "the multipliers shrink with each layer's number of outputs"]),
+    ("e-keyerror", ["raised KeyError: 'precond'", "in `orthogonalize_svd`",
+                    "code that reads stored state must create every entry"]),
+    ("bonus-rms", ["the factor equalises the entrywise RMS of the update, not its RMS->RMS norm"]),
+    ("crash-at-import", ["importing your code raised RuntimeError: this file is broken at import"]),
+    ("allocates-ten-gb", ["it ran out of the 2048 MB memory limit"]),
+    ("writes-instructor", ["it tried to reach outside its own folder", "helpers/norms.py"]),
+    ("writes-from-cpp", ["it tried to reach outside its own folder", "Permission denied"]),
+    ("writes-through-libc", ["it tried to reach outside its own folder", "ctypes"]),
+    ("truncated-notebook", ["is not valid notebook JSON"]),
+    ("reads-solutions", ["it tried to reach outside its own folder", "Permission denied"]),
+    ("segfaults", ["the process running it was killed by SIGSEGV"]),
+    ("exits", ["the process running it ended without a result"]),
+    ("stub-left", ["the stub is still there"]),
+])
+def test_feedback_names_the_measured_mistake(graded, student, phrases):
+    text = feedback_of(graded, student)
+    for phrase in phrases:
+        assert phrase in text, (student, phrase)
+
+
+def _hidden_shapes() -> set[tuple[int, ...]]:
+    shapes = set(cases.SCALE_SHAPES) | set(cases.SCALE_STEP_SHAPES) | set(cases.SHAMPOO_SHAPES)
+    shapes |= set(cases.MUON_PAIRS)
+    for group in (cases.NORM_CASES, cases.ORTHO_CASES, cases.NS_DEFAULT_CASES, cases.NS_ARGUMENT_CASES):
+        shapes |= {case["shape"] for case in group}
+    for net in cases.MUP_NETS + cases.SCALED_NETS:
+        widths = (net["input_size"], *net["hidden"], net["classes"])
+        shapes |= set(zip(widths[1:], widths[:-1])) | {tuple(net["hidden"])}
+    return shapes
+
+
+def test_feedback_reveals_no_hidden_input_expected_value_or_formula(graded):
+    allowed = [r"\b\d+\.\d\d\b", r"/ \d+\b", r"\b\d+ of \d+ ", r"line \d+ of", rf"\b{LIMIT} s limit", r"\d+ MB",
+               r"\*\*Total: [\d.]+ / \d+\*\*", r"Q1\([ab]\)", r"\b2[b-e]:", r"research \d\d", r"\bd[12]\b",
+               r"\b(?:helpers|notebooks)/[\w.]+", r"\(d_out, 1\)", r"\(cell \d+\)"]
+    allowed += [re.escape(part.name) for part in parts.PARTS] + [re.escape(s) for s in EXPECTED]
+    formulas = ["lr/fan_in", "1/fan_in", "sqrt(fan_out/fan_in)", "sqrt(fan_in/fan_out)", "/fan_in", "fan_in/",
+                "input_mult/", "*fan_in", "1/sqrt(fan_in)"]
+    for path in sorted((graded["out"] / "feedback").glob("*.md")):
+        text = path.read_text()
+        rest = text
+        for pattern in allowed:
+            rest = re.sub(pattern, "", rest)
+        assert not re.findall(r"\d", rest), (path.name, re.findall(r".{0,30}\d.{0,30}", rest)[:5])
+        for shape in _hidden_shapes():
+            for spelled in (" x ".join(map(str, shape)), "x".join(map(str, shape)), str(shape), str(list(shape))):
+                assert spelled not in text, (path.name, spelled)
+        squeezed = text.replace(" ", "")
+        assert not [f for f in formulas if f in squeezed], path.name
+
+
+def test_written_answers_are_collected_per_question_for_every_submission(graded):
+    text = (graded["out"] / "written_answers.md").read_text()
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    questions = written.questions(graded["out"].parent / "release")
+    assert len(sections) == len(questions) > 10
+    for section, question in zip(sections, questions):
+        assert section.startswith(f"{question.notebook}, question {question.number} of {question.count}")
+        for student in EXPECTED:
+            assert f"**{student}**" in section
+            stem = Path(question.notebook).stem
+            if student == "missing-notebook" and stem == "00_rms_scaling_theory":
+                expected = "is not in the submission"
+            elif student == "truncated-notebook" and stem == "09_adam_bias_correction":
+                expected = "is not valid notebook JSON"
+            else:
+                expected = f"{student} answers {stem} question {question.number}: because of fan-in."
+            answer = section.split(f"**{student}**", 1)[1].split("**", 1)[0]
+            assert expected in answer, (question.notebook, question.number, student)
+        assert "**garbage**" in section
+
+
+# ---------------------------------------------------------------- determinism, the command line, the guard
+def test_the_same_submissions_give_the_same_csv_byte_for_byte(graded, shared_grader, submissions, tmp_path, capsys):
+    small = tmp_path / "small"
+    small.mkdir()
+    for student in ("correct", "c-by-size", "missing-notebook", "truncated-notebook"):
+        shutil.copytree(submissions / student, small / student)
+    # once through the command line (scripts/grade.py calls grader.main), once through the shared grader
+    assert grader.main([str(small), "--out", str(tmp_path / "a"), "--time-limit", str(LIMIT), "--no-self-test"]) == 0
+    printed = capsys.readouterr()
+    assert re.search(r"graded 4 submissions in [\d.]+ s: 2 with a part that could not be graded .*, 0 unreadable",
+                     printed.out), printed.out
+    assert "grading: 100%" in printed.err  # the progress bar
+    shared_grader.options.self_test = False
+    shared_grader.grade_folder(small, tmp_path / "b")
+    first, second = (tmp_path / "a" / "grades.csv").read_bytes(), (tmp_path / "b" / "grades.csv").read_bytes()
+    assert first == second
+    assert (tmp_path / "a" / "grades.json").read_bytes() == (tmp_path / "b" / "grades.json").read_bytes()
+    big = rows(graded["csv"])
+    assert rows(first.decode()) == {name: big[name] for name in rows(first.decode())}
+
+
+def test_without_landlock_the_tree_check_undoes_a_write_and_zeroes_the_part(shared_grader, submissions, tmp_path):
+    one = tmp_path / "one"
+    shutil.copytree(submissions / "writes-from-cpp", one / "writes-from-cpp")
+    before = tree_hash()
+    shared_grader.options.self_test, shared_grader.options.landlock = False, False
+    try:
+        shared_grader.grade_folder(one, tmp_path / "out")
+    finally:
+        shared_grader.options.landlock = True
+    assert tree_hash() == before and not any(path.exists() for path in PLANTED)
+    result = json.loads((tmp_path / "out" / "grades.json").read_text())["students"]["writes-from-cpp"]
+    assert result["parts"]["b_norms"]["status"] == "tampered" and result["parts"]["c_mup_lr"]["status"] == "passed"
+    assert "helpers/planted.bin (changed, restored)" in (tmp_path / "out" / "feedback" / "writes-from-cpp.md").read_text()
