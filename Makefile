@@ -9,7 +9,7 @@ KERNEL := mup-course
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 export KERAS_BACKEND := torch
 
-.PHONY: setup run test unit student solutions bench lab clean
+.PHONY: setup run test unit student solutions grade bench lab clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ student: setup
 
 solutions: setup
 	$(PY) scripts/release.py solutions --out build/solutions
+
+# Grade a folder of submissions (one subfolder or .zip of the student release per student): build/grades/.
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder>"; exit 2; }
+	$(PY) scripts/grade.py $(SUBMISSIONS) --out build/grades
 
 # make run and make test timed, every notebook's time, loop vs batched LR sweeps; build/bench.json.
 bench: setup

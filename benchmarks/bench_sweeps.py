@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-notebooks", action="store_true", help="do not time make run")
     parser.add_argument("--skip-tests", action="store_true", help="do not time make test")
+    parser.add_argument("--skip-grading", action="store_true", help="do not time the grader")
     parser.add_argument("--repeats", type=int, default=3, help="timings per sweep and width; the fastest counts")
     args = parser.parse_args(argv)
     device = get_device()
@@ -124,6 +125,12 @@ def main(argv=None) -> int:
         report["notebooks_sum_s"] = round(sum(times.values()), 1)
         print(f"{'make run (wall clock)':<40} {report['make_run_s']:6.1f} s "
               f"({report['notebooks_sum_s']:.1f} s of notebook time in parallel kernels)")
+    if not args.skip_grading:
+        from grading.grader import bench as grading_bench
+
+        report["grading"] = graded = grading_bench(20)  # 20 synthetic submissions, one worker
+        print(f"{'make grade, 20 submissions':<40} {graded['total_s']:6.1f} s "
+              f"({graded['per_submission_s']:.2f} s per submission)")
     if not args.skip_tests:
         report["make_test_s"] = wall_clock([sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"])
         print(f"{'make test (wall clock)':<40} {report['make_test_s']:6.1f} s")
