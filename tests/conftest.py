@@ -109,4 +109,6 @@ def executed_notebooks(tmp_path_factory):
     results = run_notebooks.execute_all(paths, out_dir, data_source=os.environ.get("COURSE_DATA_SOURCE", "auto"),
                                         answers_dir=answers_dir)
     runs = ExecutedNotebooks({name: NotebookRun(name, execution, answers_dir) for name, execution in results.items()})
+    times = {name: round(execution.seconds, 1) for name, execution in results.items()}
+    (ROOT / "build" / "test-notebook-times.json").write_text(json.dumps(times, indent=2))  # where the time goes
     return runs
