@@ -7,7 +7,9 @@ leading axis, one batched forward/backward gives each copy exactly its own
 gradient (the summed loss separates: d(sum_r L_r)/dW_r = dL_r/dW_r), and Adam's
 update is elementwise, so one batched update with a per-copy learning rate
 reproduces the N separate runs up to float rounding. Used by
-``experiments.lr_sweep``.
+``experiments.lr_sweep``. Muon's update is per run as well (its own momentum, one
+Newton-Schulz per run's matrix, through ``torch.func.vmap``): ``sweep_muon``, used by
+``experiments.muon_lr_sweep``.
 
 What makes it fast on a CPU, beyond one computation instead of N:
 
@@ -33,7 +35,7 @@ from torch.optim.adam import adam
 
 from helpers.device import to_numpy
 from helpers.models import MLP
-from helpers.optimizers import ADAM_EPS, SimpleAdam
+from helpers.optimizers import ADAM_EPS, QUINTIC, SimpleAdam, muon_shape_scale, newton_schulz
 
 # With the step count this large, beta**t underflows to 0, so Adam's bias correction
 # 1 - beta**t is exactly 1: bias_correction=False without a second code path.
@@ -132,22 +134,65 @@ def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return nn.functional.cross_entropy(logits, targets, reduction="none").mean(1)
 
 
-def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, valid, device) -> np.ndarray:
-    """Validation losses (mean of the last 5) of every (seed, lr) run of one
-    architecture, shape [len(seeds), len(lrs)], trained as one batched model."""
+def _used_pixels(data, valid, device):
+    """The images of ``data`` and ``valid`` flattened, on ``device``, without the pixels that
+    are 0 in every image, and the mask of the pixels kept."""
     (images, labels), (valid_images, valid_labels) = data, valid
     images, valid_images = images.reshape(len(images), -1), valid_images.reshape(len(valid_images), -1)
     # A pixel that is 0 in every training image adds 0 to every product and gets a zero gradient,
     # so Adam never moves its weights (u = 0 / (0 + eps) = 0): the stacked model leaves it out
     # (16% of the pixels in the offline subset).
     used = images.ne(0).any(0) | valid_images.ne(0).any(0)
-    images, valid_images = images[:, used].to(device), valid_images[:, used].to(device)
-    labels = labels.to(device)
-    runs = [(s, k) for s in range(len(seeds)) for k in range(len(lrs))]
+    return (images[:, used].to(device), labels.to(device)), (valid_images[:, used].to(device), valid_labels), used
+
+
+def _initial_weights(hiddens, seeds) -> list[list[torch.Tensor]]:
+    """The parameters of the course MLP for each seed: the same init as experiments._build (CPU, fixed seed)."""
     inits = []
-    for seed in seeds:  # the same init as experiments._build: CPU, fixed seed
+    for seed in seeds:
         torch.manual_seed(seed)
         inits.append(list(MLP(hidden_sizes=tuple(hiddens)).parameters()))
+    return inits
+
+
+def _train_stacked(params, update, runs, seeds, per_seed, *, data, valid, steps, batch_size, device,
+                   curves=False) -> np.ndarray:
+    """Train the stacked runs (``runs`` = [(seed index, lr index)], seed-major) ``steps`` steps
+    on each seed's batches, ``update(grads)`` after every backward pass. Returns each run's
+    validation loss, the mean of the last 5 steps [N] or, with ``curves``, every step [N, steps]."""
+    (images, labels), (valid_images, valid_labels) = data, valid
+    inputs_per_seed = [valid_images] * len(seeds)
+    valid_targets = valid_labels.to(device).expand(len(runs), -1)
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    losses = []
+    for step_index in range(steps):
+        indices = [torch.randint(0, len(images), (batch_size,), generator=g).to(device) for g in generators]
+        inputs = [images[index] for index in indices]
+        targets = torch.cat([labels[index].expand(per_seed, -1) for index in indices])
+        loss = _mean_cross_entropy(_forward(params, inputs), targets)
+        update(torch.autograd.grad(loss.sum(), params))
+        if curves or step_index >= steps - 5:  # the protocol reports the mean of the last 5 validation losses
+            with torch.no_grad():
+                losses.append(_mean_cross_entropy(_forward(params, inputs_per_seed), valid_targets))
+    if curves:
+        return to_numpy(torch.stack(losses, 1))
+    return to_numpy(torch.stack(losses).mean(0))
+
+
+def _stack(inits, runs, used, device) -> list[torch.Tensor]:
+    """One leaf tensor per parameter, the runs' copies stacked along dim 0 (the first layer on the used pixels)."""
+    for init in inits:
+        init[0] = init[0][:, used]
+    return [torch.stack([inits[s][j].detach() for s, _ in runs]).to(device).requires_grad_()
+            for j in range(len(inits[0]))]
+
+
+def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, valid, device) -> np.ndarray:
+    """Validation losses (mean of the last 5) of every (seed, lr) run of one
+    architecture, shape [len(seeds), len(lrs)], trained as one batched model."""
+    data, valid, used = _used_pixels(data, valid, device)
+    runs = [(s, k) for s in range(len(seeds)) for k in range(len(lrs))]
+    inits = _initial_weights(hiddens, seeds)
     # The per-parameter learning rate of every run, read off the optimizer itself.
     rates, groups = [], []
     for s, k in runs:
@@ -158,24 +203,64 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
         groups.append({key: value for key, value in opt.param_groups[0].items() if key not in ("params", "lr")})
     if any(group != groups[0] for group in groups):
         raise ValueError("the batched sweep needs the same betas and switches for every run")
-    for init in inits:
-        init[0] = init[0][:, used]
-    params = [torch.stack([inits[s][j].detach() for s, _ in runs]).to(device).requires_grad_()
-              for j in range(len(inits[0]))]
+    params = _stack(inits, runs, used, device)
     adam = StackedAdam(params, rates, groups[0])
-    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    flat_valid = [valid_images] * len(seeds)
-    valid_targets = valid_labels.to(device).expand(len(runs), -1)
-    per_seed = len(lrs)
-    losses = []
-    for step_index in range(steps):
-        indices = [torch.randint(0, len(images), (batch_size,), generator=g).to(device) for g in generators]
-        inputs = [images[index] for index in indices]
-        targets = torch.cat([labels[index].expand(per_seed, -1) for index in indices])
-        loss = _mean_cross_entropy(_forward(params, inputs), targets)
-        adam.step(torch.autograd.grad(loss.sum(), params))
-        if step_index >= steps - 5:  # the protocol reports the mean of the last 5 validation losses
-            with torch.no_grad():
-                losses.append(_mean_cross_entropy(_forward(params, flat_valid), valid_targets))
-    last5 = torch.stack(losses).mean(0)
-    return to_numpy(last5).reshape(len(seeds), len(lrs))
+    losses = _train_stacked(params, adam.step, runs, seeds, len(lrs), data=data, valid=valid, steps=steps,
+                            batch_size=batch_size, device=device)
+    return losses.reshape(len(seeds), len(lrs))
+
+
+# ---------------------------------------------------------------- Muon (notebook 08)
+def batched_newton_schulz(G: torch.Tensor, steps: int, coefficients) -> torch.Tensor:
+    """``optimizers.newton_schulz`` (the student's, notebook 07) applied to every matrix of a
+    stack [N, rows, cols] at once, through ``torch.func.vmap``: batched matrix products."""
+    return torch.func.vmap(lambda X: newton_schulz(X, steps=steps, coefficients=coefficients))(G)
+
+
+class StackedMuon:
+    """``MuonAdam``'s hidden-matrix update for N runs stacked along dim 0, run n
+    with Muon learning rate ``lrs[n]``: momentum ``m <- lerp(m, g, 1 - mu)``, Nesterov
+    direction ``lerp(g, m, mu)``, Newton-Schulz per run, the shape factor, then
+    ``W <- W - lr * factor * NS(direction)``."""
+
+    def __init__(self, params: list[torch.Tensor], lrs, group: dict):
+        self.params = [p.detach() for p in params]
+        self.momenta = [torch.zeros_like(p) for p in self.params]
+        self.group = group
+        lrs = torch.as_tensor(lrs, dtype=self.params[0].dtype, device=self.params[0].device).view(-1, 1, 1)
+        self.rates = [lrs * muon_shape_scale(p.shape[1], p.shape[2], group["scale"]) for p in self.params]
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor]) -> None:
+        mu = self.group["momentum"]
+        for p, m, g, rate in zip(self.params, self.momenta, grads, self.rates):
+            m.lerp_(g, 1 - mu)
+            direction = g.lerp(m, mu) if self.group["nesterov"] else m
+            p.sub_(rate * batched_newton_schulz(direction, self.group["ns_steps"], QUINTIC))
+
+
+def sweep_muon(hiddens, lrs, seeds, *, steps, batch_size, data, valid, device, scale="spectral", adam_lr=0.003,
+               momentum=0.95, nesterov=True, ns_steps=5, b1=0.9, b2=0.999, curves=False) -> np.ndarray:
+    """``MuonAdam`` (Muon with ``lrs`` on the hidden matrices, SimpleAdam with ``adam_lr``
+    on the input layer, the readout and the biases) for every (seed, lr) run of one
+    architecture, trained as one stacked model.
+
+    Returns the validation losses, mean of the last 5, shape [len(seeds), len(lrs)];
+    with ``curves=True`` the loss after every step, [len(seeds), len(lrs), steps]."""
+    data, valid, used = _used_pixels(data, valid, device)  # as in sweep_width: Adam never moves the rest
+    runs = [(s, k) for s in range(len(seeds)) for k in range(len(lrs))]
+    params = _stack(_initial_weights(hiddens, seeds), runs, used, device)
+    hidden = [2 * i for i in range(1, len(params) // 2 - 1)]  # the weights of layers 1 .. L-2
+    others = [j for j in range(len(params)) if j not in hidden]
+    adam = StackedAdam([params[j] for j in others], [[adam_lr] * len(others)] * len(runs),
+                       dict(b1=b1, b2=b2, bias_correction=True, zero_init=True))
+    muon = StackedMuon([params[j] for j in hidden], [lrs[k] for _, k in runs],
+                       dict(momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, scale=scale))
+
+    def update(grads):
+        adam.step([grads[j] for j in others])
+        muon.step([grads[j] for j in hidden])
+
+    losses = _train_stacked(params, update, runs, seeds, len(lrs), data=data, valid=valid, steps=steps,
+                            batch_size=batch_size, device=device, curves=curves)
+    return losses.reshape(len(seeds), len(lrs), *losses.shape[1:])

@@ -418,3 +418,46 @@ def layer_gradient(hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
     images, labels = _fixed_batch(data, batch_size, seed, device)
     nn.functional.cross_entropy(model(images)[0], labels).backward()
     return model.layers[layer].weight.grad.detach()
+
+
+def muon_lr_sweep(
+    widths: Sequence[int],
+    lrs: Sequence[float],
+    *,
+    hiddens=None,
+    scale: str = "spectral",
+    steps: int = 100,
+    seeds: Sequence[int] = (4,),
+    data=None,
+    device=None,
+    progress: bool = True,
+    label: str | None = None,
+    **muon_adam,
+) -> SweepResult:
+    """``train_with_lr(hiddens(width), MuonAdam(scale=scale, **muon_adam), lr)`` for every seed,
+    width and learning rate (Muon's; ``adam_lr`` stays fixed), as a :class:`SweepResult`.
+
+    ``hiddens(width)`` gives the hidden sizes (default ``(width,) * 3``), so the hidden
+    matrices need not be square. All seeds and learning rates of a width train as one
+    stacked model (``helpers.batched.sweep_muon``): the losses of one run at a time up
+    to float rounding, one batched Newton-Schulz per hidden matrix and step."""
+    from tqdm.auto import tqdm
+
+    from helpers import batched as batched_sweep
+    from helpers.optimizers import muon_shape_scale
+
+    widths, seeds = _check_list("widths", widths), _check_list("seeds", seeds)
+    lrs = tuple(check_positive("every learning rate", lr) for lr in _check_list("lrs", lrs))
+    muon_shape_scale(1, 1, scale)  # validates the name
+    if steps < 5:
+        raise ValueError(f"steps={steps}: need at least 5 steps (each result averages the last 5 losses).")
+    hiddens = hiddens or (lambda width: (width,) * 3)
+    data, device = resolve_data(data), get_device(device)
+    valid = _validation_set(data, "cpu")
+    losses = np.empty((len(seeds), len(widths), len(lrs)))
+    label = label or f"Muon ({scale})"
+    for w, width in enumerate(tqdm(widths, desc=f"LR sweep ({label}, batched over lrs and seeds)",
+                                   disable=not progress, leave=False)):
+        losses[:, w, :] = batched_sweep.sweep_muon(tuple(hiddens(width)), lrs, seeds, steps=steps, batch_size=64,
+                                                   data=data[0], valid=valid, device=device, scale=scale, **muon_adam)
+    return SweepResult(label, np.array(widths), np.array(lrs), seeds, losses, mode="batched over lrs and seeds")
