@@ -12,8 +12,8 @@ reproduces the N separate runs up to float rounding. Used by
 ``MuonAdam`` stacks the same way: its Adam part (input layer, readout, biases) is
 ``StackedAdam`` at ``adam_lr``, and its hidden matrices are ``StackedMuon``: one
 momentum update for all runs, then ``newton_schulz`` of each run's matrix (the
-course function itself, so the student's version runs here too) times the shape
-factor and the run's learning rate.
+course function itself, so the student's version runs here too, vmapped over the runs)
+times the shape factor and the run's learning rate.
 
 What makes it fast on a CPU, beyond one computation instead of N:
 
@@ -41,7 +41,7 @@ from torch.optim.adam import adam
 
 from helpers.device import to_numpy
 from helpers.models import MLP
-from helpers.optimizers import ADAM_EPS, MuonAdam, SimpleAdam, muon_shape_scale, newton_schulz
+from helpers.optimizers import ADAM_EPS, QUINTIC, MuonAdam, SimpleAdam, muon_shape_scale, newton_schulz
 
 # With the step count this large, beta**t underflows to 0, so Adam's bias correction
 # 1 - beta**t is exactly 1: bias_correction=False without a second code path.
@@ -115,28 +115,40 @@ class StackedAdam:
             torch.addcmul(p0, rate, direction, out=p)
 
 
+def batched_newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=QUINTIC) -> torch.Tensor:
+    """``optimizers.newton_schulz`` (the course function, the student's in the release) applied
+    to every matrix of a stack [N, rows, cols]: through ``torch.func.vmap`` (batched matrix
+    products), or one matrix at a time when that function cannot be vmapped."""
+    def one(X):
+        return newton_schulz(X, steps=steps, coefficients=coefficients)
+
+    try:
+        return torch.func.vmap(one)(G)
+    except Exception:  # noqa: BLE001 - e.g. a student's version with data-dependent Python control flow
+        return torch.stack([one(X) for X in G])
+
+
 class StackedMuon:
     """``MuonAdam``'s hidden-matrix update for N runs stacked along dim 0: momentum
     ``m <- lerp(m, g, 1 - mu)``, the Nesterov direction ``lerp(g, m, mu)``, then
     ``W <- W - rate * scale(fan_out, fan_in) * NS(direction)`` per run, with the
-    course's ``newton_schulz`` on each run's matrix (the same function and inputs
-    as one run at a time)."""
+    course's ``newton_schulz`` on each run's matrix (``batched_newton_schulz``)."""
 
     def __init__(self, params: list[torch.Tensor], rates: list[list[float]], group: dict):
         self.params = [p.detach() for p in params]
         self.momenta = [torch.zeros_like(p) for p in self.params]
-        self.rates = [[run[j] for run in rates] for j in range(len(self.params))]
+        self.rates = [torch.tensor([run[j] for run in rates], dtype=p.dtype, device=p.device).view(-1, 1, 1)
+                      for j, p in enumerate(self.params)]
         self.group = group
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
         mu = self.group["momentum"]
-        for p, m, g, rates in zip(self.params, self.momenta, grads, self.rates):
+        for p, m, g, rate in zip(self.params, self.momenta, grads, self.rates):
             m.lerp_(g, 1 - mu)
             direction = g.lerp(m, mu) if self.group["nesterov"] else m
             scale = muon_shape_scale(p.shape[1], p.shape[2], self.group["scale"])
-            for run, rate in enumerate(rates):
-                p[run].add_(newton_schulz(direction[run], steps=self.group["ns_steps"]) * scale, alpha=-rate)
+            p.addcmul_(batched_newton_schulz(direction, self.group["ns_steps"]) * scale, rate, value=-1)
 
 
 def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor], record: list | None = None) -> torch.Tensor:

@@ -361,9 +361,11 @@ def lr_sweep(
     progress: bool = True,
     label: str | None = None,
     batched: bool = True,
+    hiddens=None,
 ) -> SweepResult:
     """``train_with_lr`` for every seed, width (``depth`` hidden layers of that
-    width) and learning rate. Diverged runs are kept as NaN/inf.
+    width, or the hidden sizes ``hiddens(width)`` when given) and learning rate.
+    Diverged runs are kept as NaN/inf.
 
     By default all seeds and learning rates of one width are trained as one
     stacked model (``helpers.batched``): the same losses as one run at a time up
@@ -380,6 +382,7 @@ def lr_sweep(
     seeds = _check_list("seeds", seeds)
     if depth < 2:
         raise ValueError(f"depth={depth}: need at least 2 hidden layers.")
+    architecture = (lambda width: tuple(hiddens(width))) if hiddens else (lambda width: (width,) * depth)
     if steps < 5:
         raise ValueError(f"steps={steps}: need at least 5 steps (each result averages the last 5 losses).")
     data = resolve_data(data)
@@ -397,7 +400,7 @@ def lr_sweep(
         valid = _validation_set(data, "cpu")
         for w, width in enumerate(widths):
             losses[:, w, :] = batched_sweep.sweep_width(
-                (width,) * depth, lrs, seeds, optimizer, steps=steps, batch_size=64, data=data[0], valid=valid,
+                architecture(width), lrs, seeds, optimizer, steps=steps, batch_size=64, data=data[0], valid=valid,
                 device=device)
             bar.update(len(seeds) * len(lrs))
     else:
@@ -405,7 +408,7 @@ def lr_sweep(
             for w, width in enumerate(widths):
                 for k, lr in enumerate(lrs):
                     losses[s, w, k] = train_with_lr(
-                        (width,) * depth, optimizer, lr, steps=steps, seed=seed, data=data, device=device
+                        architecture(width), optimizer, lr, steps=steps, seed=seed, data=data, device=device
                     )
                     bar.update()
     bar.close()
@@ -483,3 +486,17 @@ def layer_gradient(hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
     images, labels = _fixed_batch(data, batch_size, seed, device)
     nn.functional.cross_entropy(model(images)[0], labels).backward()
     return model.layers[layer].weight.grad.detach()
+
+
+def muon_lr_sweep(widths: Sequence[int], lrs: Sequence[float], *, scale: str = "spectral", hiddens=None,
+                  steps: int = 100, seeds: Sequence[int] = (4,), data=None, device=None, progress: bool = True,
+                  label: str | None = None, **muon_adam) -> SweepResult:
+    """:func:`lr_sweep` over Muon's learning rate with ``MuonAdam(scale=scale, **muon_adam)``
+    (``adam_lr`` stays fixed on the input layer, readout and biases); ``hiddens(width)``
+    gives the hidden sizes (default ``(width,) * 3``), so the hidden matrices need not be
+    square. Batched over learning rates and seeds (``batched.StackedMuon``)."""
+    from helpers.optimizers import MuonAdam, muon_shape_scale
+
+    muon_shape_scale(1, 1, scale)  # validates the name
+    return lr_sweep(widths, lrs, functools.partial(MuonAdam, scale=scale, **muon_adam), steps=steps, seeds=seeds,
+                    data=data, device=device, progress=progress, label=label or f"Muon ({scale})", hiddens=hiddens)

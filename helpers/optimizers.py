@@ -232,9 +232,12 @@ def orthogonalize_svd(m: torch.Tensor) -> torch.Tensor:
 
 class SimpleShampoo(CourseOptimizer):
     """Shampoo without accumulation: momentum ``m = lerp(m, g, 1-b1)``, then for
-    a weight matrix ``W <- W - lr * U V^T`` where ``m = U S V^T``; a bias takes
-    ``W <- W - lr * m``. ``U V^T`` has spectral norm 1, so every layer's update
-    has spectral norm exactly lr and Frobenius norm ``lr * sqrt(min(fan_out, fan_in))``."""
+    a weight matrix ``W <- W - lr * U V^T`` where ``m = U S V^T`` (the reduced SVD of
+    ``orthogonalize_svd``); a bias takes ``W <- W - lr * m``. ``U V^T`` has spectral
+    norm 1, so every layer's update has spectral norm exactly lr; it has
+    ``min(fan_out, fan_in)`` unit singular values, also where the momentum's are float
+    rounding of a zero (``helpers.orthogonalization.RankShampoo`` keeps only the
+    momentum's own directions, as Shampoo's ``L^{-1/4} m R^{-1/4}`` does)."""
 
     def __init__(self, params, lr: float = 0.1, b1: float = 0.9):
         super().__init__(params, dict(lr=check_positive("lr", lr), b1=_check_beta("b1", b1)))
@@ -262,9 +265,7 @@ class SimpleShampoo(CourseOptimizer):
 class ScaledSimpleShampoo(SimpleShampoo):
     """Shampoo whose matrix update ``U V^T`` is multiplied by a shape factor chosen
     so that every layer's update has RMS->RMS norm exactly lr, whatever its shape
-    (the bonus, notebook 06). Scaling by ``1/RMS(U V^T)`` or ``1/||U V^T||_F``
-    equalises an entrywise size instead, not the operator norm that sets the
-    change of the layer's output."""
+    (the bonus, notebook 06)."""
 
     def shape_scale(self, p: torch.Tensor) -> float:
         ### BEGIN SOLUTION
@@ -312,15 +313,17 @@ MUON_SCALES = ("spectral", "keller", "moonlight")
 
 
 def muon_shape_scale(fan_out: int, fan_in: int, scale: str) -> float:
-    """The factor Muon multiplies ``U V^T`` by.
+    """The factor Muon multiplies ``U V^T`` by (notebook 08).
 
-    * ``"spectral"``: ``sqrt(fan_out / fan_in)``, steepest descent under the
-      RMS->RMS norm (every update has RMS->RMS norm lr);
-    * ``"keller"``: ``sqrt(max(1, fan_out / fan_in))`` (Keller Jordan's Muon);
-    * ``"moonlight"``: ``0.2 * sqrt(max(fan_out, fan_in))``, which gives the
-      update about the entrywise RMS of an AdamW step (0.2), to reuse AdamW's lr.
+    * ``"spectral"``: the factor that gives every update RMS->RMS norm lr, whatever
+      its shape (steepest descent under the RMS->RMS norm; the bonus of notebook 06);
+    * ``"keller"``: the spectral factor, but never below 1 (Keller Jordan's Muon:
+      a wide matrix's step is not shrunk);
+    * ``"moonlight"``: ``0.2 * sqrt(max(fan_out, fan_in))``, which gives a full-rank
+      ``U V^T`` an entrywise RMS of 0.2, about that of an AdamW step, to reuse AdamW's lr.
     """
     ### BEGIN SOLUTION
+    # spectral: ||U V^T||_2 = 1 and ||A||_RMS->RMS = sqrt(fan_in / fan_out) ||A||_2
     if scale == "spectral":
         return math.sqrt(fan_out / fan_in)
     if scale == "keller":

@@ -1,0 +1,204 @@
+"""What notebooks 06-08 print and record at full size: each conclusion their prose relies on is
+checked here against the run that the student sees (one execution per test run, see conftest),
+and their student-visible text is checked for the bonus answer and for source citations."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ("06_shampoo_orthogonalization", "07_muon_newton_schulz", "08_muon_training")
+
+
+# ---------------------------------------------------------------- 06
+def test_06_shampoo_is_u_v_t_on_the_gradients_rank(executed_notebooks):
+    """L^{-1/4} G R^{-1/4} from one gradient is U_r V_r^T; the reduced SVD adds rounding directions."""
+    answers = executed_notebooks["06_shampoo_orthogonalization"].answers
+    rank, min_dim = answers["lecture_rank"], answers["lecture_min_dim"]
+    assert 1 <= rank < min_dim / 10  # the 256x256 gradient has few directions above rounding
+    assert answers["lecture_units"] == rank and answers["lecture_others"] < 1e-6
+    assert answers["lecture_shampoo_gap"] < 1e-3
+    assert answers["lecture_extra_directions"] == pytest.approx(min_dim - rank, abs=0.1)
+
+
+def test_06_norms_say_what_the_update_really_is(executed_notebooks):
+    run = executed_notebooks["06_shampoo_orthogonalization"]
+    answers, stdout = run.answers, run.stdout
+    shapes = [tuple(s) for s in answers["shapes"]]
+    ranks = answers["gradient_ranks"]
+    assert ranks["float32"] == ranks["float64"] and answers["ranks_agree"] is True
+    assert "float32 and float64 find the same rank in every layer: True" in stdout
+    for spectral, ratio, shape in zip(answers["shampoo_spectral"], answers["shampoo_frobenius_over_spectral"], shapes):
+        assert spectral == pytest.approx(0.01, rel=1e-4)
+        assert ratio == pytest.approx(math.sqrt(min(shape)), rel=1e-3)
+    for spectral, ratio, rank in zip(answers["rank_shampoo_spectral"], answers["rank_shampoo_frobenius_over_spectral"],
+                                     ranks["float32"]):
+        assert spectral == pytest.approx(0.01, rel=1e-4)
+        assert ratio == pytest.approx(math.sqrt(rank), rel=1e-3)
+    assert answers["full_is_min_dim"] is True and answers["rank_is_rank"] is True
+    # "nearly all of it in the layers with 64 or more rows and columns"
+    share = np.array(answers["rounding_share"])
+    large = np.array([min(shape) >= 64 for shape in shapes])
+    assert large.any() and (share[large] > 0.8).all()
+    assert share == pytest.approx(1 - np.array(ranks["float32"]) / np.array([min(s) for s in shapes]))
+    # Adam: hidden-layer ratios close to 1, the input layer the exception
+    adam = np.array(answers["adam_frobenius_over_spectral"])
+    assert (adam[1:-1] < 1.1).all() and adam[0] > 1.3
+
+
+def test_06_bonus_and_its_tempting_rules(executed_notebooks):
+    answers = executed_notebooks["06_shampoo_orthogonalization"].answers
+    assert answers["scaled_spread"] == pytest.approx(1.0, abs=1e-4)
+    assert answers["scaled_rank_spread"] == pytest.approx(1.0, abs=1e-4)
+    norms = answers["scaled_rms_to_rms"] + answers["scaled_rank_rms_to_rms"]
+    assert all(r == pytest.approx(0.01, rel=1e-4) for r in norms)
+    assert answers["plain_spread"] > 10
+    # 1/RMS and 1/||.||_F are two rules, both far from equal RMS->RMS norms
+    spreads = answers["tempting_rule_spread"]
+    assert set(spreads) == {"1/RMS(U V^T)", "1/||U V^T||_F"} and min(spreads.values()) > 10
+    # the activations: even, and the same by both routes
+    assert answers["route_delta_difference"] < 1e-3
+    assert answers["scaled_shampoo_delta_spread"] < 1.5 and answers["rank_delta_spread"] < 1.5
+
+
+# ---------------------------------------------------------------- 07
+def test_07_u_v_t_solves_spectral_steepest_descent(executed_notebooks):
+    run = executed_notebooks["07_muon_newton_schulz"]
+    steepest = run.answers["steepest"]
+    assert steepest["inner"] == pytest.approx(steepest["nuclear"], rel=1e-12)
+    assert steepest["best_trial"] < steepest["inner"] and run.answers["steepest_beaten"] is False
+    families = steepest["families"]
+    assert {"Gaussian", "sign(G)", "G"} <= set(families) and len(families) >= 5
+    assert max(families.values()) == steepest["best_trial"]
+    assert "no trial of spectral norm 1 beats U V^T" in run.stdout
+
+
+def test_07_quintic_band_has_both_ends(executed_notebooks):
+    run = executed_notebooks["07_muon_newton_schulz"]
+    answers, stdout = run.answers, run.stdout
+    assert answers["commute_error"] < 1e-12
+    assert answers["cubic_divergent_starts"] == [2.5]  # only the start above sqrt(3) that escapes
+    assert answers["quintic_p_of_one"] == pytest.approx(0.701, abs=1e-9)
+    low, high = answers["quintic_band"]
+    assert 0.6 <= low < 0.7 and 1.1 < high < 1.15
+    assert answers["quintic_peak"][1] == pytest.approx(1.2024, abs=1e-3)
+    after_low, after_high = answers["five_step_range"]
+    assert after_low >= low - 1e-9
+    assert after_high > high  # values above the settled band occur after 5 steps
+    assert answers["five_step_threshold"] < 0.01
+    assert f"p(1) = {answers['quintic_p_of_one']:.4f}" in stdout
+    assert f"lies in [{after_low:.3f}, {after_high:.3f}]: above the settled band's top" in stdout
+
+
+def test_07_real_gradient_has_a_spread_spectrum_and_follows_the_map(executed_notebooks):
+    run = executed_notebooks["07_muon_newton_schulz"]
+    answers, stdout = run.answers, run.stdout
+    initial = np.array(answers["gradient_initial"])
+    rank = answers["gradient_rank"]
+    assert 32 <= rank <= 64 < len(initial)  # at most the batch size: empty directions remain
+    assert (initial > 0.1).sum() >= 3 and (initial > 1e-2).sum() >= 8  # not numerically rank one
+    assert answers["follows_map"] is True
+    counts, predicted = answers["in_range_counts"], answers["in_range_predicted"]
+    assert counts["float32"] == predicted
+    assert counts["float32"][5] < rank  # 5 steps do not lift the whole spectrum
+    assert max(answers["float32_rounding"][:6]) < 1e-4 and answers["bfloat16_rounding"][0] > 1e-3
+    exceeds = answers["bfloat16_exceeds_rank"]
+    assert exceeds and min(exceeds) > 5 and max(counts["float32"]) <= rank
+    assert answers["bfloat16_outside"][5] > 100 * answers["float32_outside"][5]
+    assert "float32 has the scalar map's count after every number of steps: True" in stdout
+
+
+def test_07_timing_verdicts_follow_the_measurement(executed_notebooks):
+    from helpers.orthogonalization import speed_verdicts
+
+    run = executed_notebooks["07_muon_newton_schulz"]
+    timing = run.answers["timing"]
+    assert len(timing["sizes"]) == len(timing["svd"]) == len(timing["newton_schulz"]) >= 3
+    assert all(t > 0 for t in timing["svd"] + timing["newton_schulz"])
+    assert run.answers["speed_verdicts"] == speed_verdicts(timing)
+    for verdict in run.answers["speed_verdicts"]:
+        assert f": {verdict}" in run.stdout
+
+
+# ---------------------------------------------------------------- 08
+def test_08_comparison_ranks_only_what_holds_on_every_seed(executed_notebooks):
+    from helpers.verdicts import clear_winner
+
+    run = executed_notebooks["08_muon_training"]
+    answers, stdout = run.answers, run.stdout
+    names, losses = answers["comparison_names"], np.array(answers["comparison_losses"])
+    assert losses.shape == (len(answers["seeds"]), len(names)) and len(answers["seeds"]) >= 3
+    assert not any(answers["comparison_at_edge"].values())  # every best rate inside its grid
+    assert answers["comparison_winner"] == clear_winner(losses, names)
+    lower = {tuple(pair) for pair in answers["comparison_lower"]}
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            if i != j:
+                assert ((a, b) in lower) == bool((losses[:, i] < losses[:, j]).all()), (a, b)
+    # the prose: Shampoo and Muon each lower than Adam and muP on every seed; the rest undecided
+    orthogonalised, adam_family = ("Shampoo", "Muon + Adam"), ("Adam", "Adam muP")
+    assert lower == {(a, b) for a in orthogonalised for b in adam_family}
+    assert sorted(map(sorted, answers["comparison_undecided"])) == [sorted(adam_family), sorted(orthogonalised)]
+    assert f"lowest on every seed: {answers['comparison_winner'] or 'no clear winner'}" in stdout
+    assert "not decided by every seed: Adam vs Adam muP; Shampoo vs Muon + Adam" in stdout
+
+
+def test_08_transfer_verdict_is_noise_aware_and_compares_factors_where_they_differ(executed_notebooks):
+    from helpers.verdicts import shared_learning_rates
+
+    run = executed_notebooks["08_muon_training"]
+    answers, stdout = run.answers, run.stdout
+    lrs, widths = answers["muon_lrs"], answers["widths"]
+    # the hidden matrices are not square: spectral and keller differ on the wide one at every width but the first
+    factors = answers["shape_factors"]
+    assert all(s[1] < k[1] for s, k in zip(factors["spectral"][1:], factors["keller"][1:]))
+    assert factors["moonlight"][-1][0] > 2 * factors["moonlight"][0][0]  # grows with the width
+    verdicts = {}
+    for scale, losses in answers["sweep_losses"].items():
+        losses = np.array(losses)
+        assert losses.shape == (len(answers["seeds"]), len(widths), len(lrs))
+        verdicts[scale] = shared_learning_rates(losses, lrs)
+        assert answers["shared_lrs"][scale] == verdicts[scale].shared
+        assert answers["best_lr"][scale] == list(verdicts[scale].best_lr)
+        assert answers["grid_steps"][scale] == verdicts[scale].grid_steps
+    assert answers["transferring_scales"] == [scale for scale, v in verdicts.items() if v.transfers]
+    assert answers["best_at_edge"] == []
+    # what the answer says: spectral transfers, its best moving <= 1 grid step; moonlight does not and drifts
+    # by several steps; keller drifts down by more than spectral and less than moonlight
+    assert "spectral" in answers["transferring_scales"] and answers["grid_steps"]["spectral"] <= 1
+    assert "moonlight" not in answers["transferring_scales"] and answers["grid_steps"]["moonlight"] >= 2
+    for scale in ("keller", "moonlight"):
+        best = answers["best_lr"][scale]
+        assert all(a >= b for a, b in zip(best, best[1:])) and best[0] > best[-1]
+    assert answers["grid_steps"]["spectral"] < answers["grid_steps"]["keller"] < answers["grid_steps"]["moonlight"]
+    assert f"factors with a learning rate good at every width: {answers['transferring_scales']}" in stdout
+
+
+# ---------------------------------------------------------------- the student-visible text of 06-08
+def _student_visible(name):
+    """Text of every cell the student release keeps, with solution regions removed."""
+    notebook = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    texts = []
+    for cell in notebook["cells"]:
+        if "solutions-only" in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = "".join(cell["source"])
+        texts.append(re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "", source, flags=re.S))
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_student_text_gives_no_bonus_answer_and_cites_no_source(name):
+    text = _student_visible(name)
+    squashed = re.sub(r"[\s`*·]", "", text).lower()
+    for answer in ("sqrt(fan_out/fan_in)", "sqrt(d_out/d_in)", "sqrt(fan_in/fan_out)", "√(fan_out/fan_in)",
+                   "sqrt(fan_out)/sqrt(fan_in)"):
+        assert answer not in squashed, f"{name} shows {answer} outside solution regions"
+    for citation in ("worked answer", "student's attempt", "000_", "001_", "002_", "003_", "004_"):
+        assert citation not in text.lower(), f"{name} cites {citation!r}"
+    assert "gap is much larger" not in text  # 07: an unmeasured claim about GPUs
+    assert "about as fast as" not in text  # 08: a ranking that the seeds did not support
