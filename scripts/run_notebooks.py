@@ -99,7 +99,9 @@ def _run_in_worker(notebook: Path, out_dir: Path, data_source: str, kernel: str,
             **parameters)
         error = None
     except Exception as failure:  # noqa: BLE001 - reported per notebook, the others go on
-        error = f"{type(failure).__name__}: {str(failure)[-2000:]}"
+        # A failing cell: the exception it raised, then the end of papermill's report.
+        name, value = getattr(failure, "ename", type(failure).__name__), getattr(failure, "evalue", "")
+        error = f"{name}: {value}\n{str(failure)[-2000:]}"
     return Execution(notebook.stem, out_dir / notebook.name, time.perf_counter() - start, error)
 
 

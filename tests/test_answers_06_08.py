@@ -139,12 +139,14 @@ def test_08_comparison_ranks_only_what_holds_on_every_seed(executed_notebooks):
         for j, b in enumerate(names):
             if i != j:
                 assert ((a, b) in lower) == bool((losses[:, i] < losses[:, j]).all()), (a, b)
-    # the prose: Shampoo and Muon each lower than Adam and muP on every seed; the rest undecided
+    # the prose: Shampoo and Muon are each lower than Adam and than muP on every seed (the other
+    # pairs are left to the printed lines: on an H100, Shampoo also beat Muon on every seed)
     orthogonalised, adam_family = ("Shampoo", "Muon + Adam"), ("Adam", "Adam muP")
-    assert lower == {(a, b) for a in orthogonalised for b in adam_family}
-    assert sorted(map(sorted, answers["comparison_undecided"])) == [sorted(adam_family), sorted(orthogonalised)]
+    assert {(a, b) for a in orthogonalised for b in adam_family} <= lower
+    undecided = {tuple(sorted(pair)) for pair in answers["comparison_undecided"]}
+    assert undecided == {tuple(sorted((a, b))) for i, a in enumerate(names) for b in names[i + 1:]
+                         if (a, b) not in lower and (b, a) not in lower}
     assert f"lowest on every seed: {answers['comparison_winner'] or 'no clear winner'}" in stdout
-    assert "not decided by every seed: Adam vs Adam muP; Shampoo vs Muon + Adam" in stdout
 
 
 def test_08_transfer_verdict_is_noise_aware_and_compares_factors_where_they_differ(executed_notebooks):

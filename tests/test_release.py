@@ -292,12 +292,10 @@ def test_student_notebook_runs_to_its_first_stub_with_the_release_kernel(standal
     copy's own file); no earlier cell fails."""
     home, _ = standalone
     error = stub_runs[path.stem].error
-    assert error is not None and error.startswith("PapermillExecutionError"), error
-    # The exception that stopped the run (papermill's header line), not a failed check.
-    assert re.search(r"^NotImplementedError\s+Traceback", error, re.M), error
+    assert error is not None and error.startswith("NotImplementedError: "), error  # not a failed check
     # Part e (05) writes no code of its own: it stops at the muP optimizer that part c completes.
     expected = "03_mup_optimizer" if path.stem.startswith("05_") else path.stem
-    assert expected in error, error
+    assert expected in error.splitlines()[0], error
 
 
 # ---------------------------------------------------------------- Colab
