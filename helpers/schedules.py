@@ -49,7 +49,7 @@ def matching_epsilon(lr_factor: float, v_hat: torch.Tensor, eps: float = ADAM_EP
 
 def three_phase_epsilon(t: int, total: int, *, eps0: float = 1e-8, eps_max: float = 1e-2, warm: float = 0.3,
                         end: float = 0.8, efolds: float | None = None) -> float:
-    """The research notes' schedule: ``eps0`` for the first ``warm * total`` steps,
+    """The three-phase epsilon schedule: ``eps0`` for the first ``warm * total`` steps,
     then ``A exp(k (t - warm*total)) + B`` up to step ``end * total``, then ``eps_max``.
 
     ``A`` and ``B`` make the ramp start at ``eps0`` and end at ``eps_max``:

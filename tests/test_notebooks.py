@@ -144,3 +144,17 @@ def test_each_notebook_was_executed_once_in_this_test_run(executed_notebooks):
     ran = {path.stem for path in notebook_paths()} & set(executed_notebooks)
     assert {name: starts[name] for name in ran} == {name: 1 for name in ran}
     assert set(starts) <= ran, f"executed outside the session fixture: {set(starts) - ran}"
+
+
+SOURCE_CITATION = re.compile(r"\b00[0-4]_[0-9a-f]{6,}|worked answer|student'?s attempt|research notes'?", re.I)
+
+
+def test_no_notebook_helper_or_readme_cites_a_source_document():
+    """Students never see the worked answer or the student attempt the suite was designed from:
+    errata name a mistake as a mistake, and only the handout may be cited."""
+    texts = {path.relative_to(ROOT): path.read_text() for path in
+             [ROOT / "README.md", ROOT / "release" / "README.md", *sorted((ROOT / "helpers").glob("*.py"))]}
+    for path in notebook_paths():
+        texts[path.relative_to(ROOT)] = "\n".join(cell.source for cell in read(path).cells)
+    cited = {str(name): SOURCE_CITATION.findall(text) for name, text in texts.items() if SOURCE_CITATION.search(text)}
+    assert not cited, cited
