@@ -339,9 +339,11 @@ def test_12_coordinate_check_verdicts(executed_notebooks):
     assert verdicts("shampoo_bonus", first) == verdicts("shampoo_bonus", hidden) == ["flat"] * 10
     # The broken rule fails; muP with a muP readout passes; the step-1 predictions hold.
     assert answers["sqrt_rule_fails"] is True and verdicts("sqrt_rule", hidden) == ["growing"] * 10
-    # Later steps: the broken hidden rule tilts the first layer; the readout makes muP's hidden layer shrink.
+    # Later steps: the broken hidden rule tilts the first layer. (muP's hidden layer shrank for a few
+    # steps on the CPU's widths, 64-1024, and stayed flat on an H100's, 64-4096: the prose leaves it to
+    # the printed verdicts, so the test does too.)
     assert verdicts("sqrt_rule", first)[0] == "flat" and "growing" in verdicts("sqrt_rule", first)[1:]
-    assert verdicts("mup", hidden)[0] == "flat" and "shrinking" in verdicts("mup", hidden)[1:]
+    assert verdicts("mup", hidden)[0] == "flat" and "growing" not in verdicts("mup", hidden)
     assert answers["mup_readout_passes"] is True
     assert all(answers["prediction_matches"].values()) and len(answers["prediction_matches"]) == 8
     assert f"=> {len(answers['prediction_matches'])} of 8 step-1 predictions match" in stdout
