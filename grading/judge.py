@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import functools
 import math
+import re
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -140,7 +143,19 @@ class Tally:
         return Criterion(name, weight, "failed", findings, errored)
 
 
+# Paths on the grading machine (the course tree, temporary folders) say nothing to a student and may
+# hold digits that look like hidden values: feedback names them by what they are.
+_COURSE_ROOT = str(Path(__file__).resolve().parents[1])
+_TEMP_ROOT = str(Path(tempfile.gettempdir()).resolve())
+
+
+def _without_machine_paths(message: str) -> str:
+    message = message.replace(_COURSE_ROOT, "<course files>")
+    return re.sub(re.escape(_TEMP_ROOT) + r"/[^\s'\"]*", "<its folder>", message)
+
+
 def error_text(kind: str, message: str, where: str | None) -> str:
+    message = _without_machine_paths(message)
     return f"raised {kind}" + (f": {message}" if message else "") + (f" ({where})" if where else "")
 
 
