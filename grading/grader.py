@@ -358,8 +358,9 @@ class Grader:
                          if e.get("type") == "PermissionError" or "permission denied" in str(e.get("message")).lower()
                          }) if isinstance(result, dict) else []
         if changed or attempts or denied:
-            where = "; ".join(attempts + [f"{path} (changed, restored)" for path in changed]
-                              + [f"the system refused ({message})" for message in denied if not attempts][:3])
+            where = judge.without_machine_paths("; ".join(
+                attempts + [f"{path} (changed, restored)" for path in changed]
+                + [f"the system refused ({message})" for message in denied if not attempts][:3]))
             return _part_failure(part, "tampered", f"it tried to reach outside its own folder: {where}",
                                  "graded code must only compute: it may not read or write files outside its folder, "
                                  "start processes or call C libraries")

@@ -149,13 +149,13 @@ _COURSE_ROOT = str(Path(__file__).resolve().parents[1])
 _TEMP_ROOT = str(Path(tempfile.gettempdir()).resolve())
 
 
-def _without_machine_paths(message: str) -> str:
+def without_machine_paths(message: str) -> str:
     message = message.replace(_COURSE_ROOT, "<course files>")
     return re.sub(re.escape(_TEMP_ROOT) + r"/[^\s'\"]*", "<its folder>", message)
 
 
 def error_text(kind: str, message: str, where: str | None) -> str:
-    message = _without_machine_paths(message)
+    message = without_machine_paths(message)
     return f"raised {kind}" + (f": {message}" if message else "") + (f" ({where})" if where else "")
 
 
