@@ -165,7 +165,7 @@ class EpsilonEquivalence:
     eps_curve: np.ndarray
 
 
-def epsilon_equivalence(hiddens=(128, 128, 128), lr: float = 0.01, *, steps: int = 50, final: float = 0.1,
+def epsilon_equivalence(hiddens=(64, 64, 64), lr: float = 0.01, *, steps: int = 50, final: float = 0.1,
                         seed: int = 4, data=None, device=None) -> EpsilonEquivalence:
     """Run both optimizers from the same init on the same batches and compare."""
     factor = functools.partial(cosine_lr_factor, total=steps, final=final)
@@ -242,7 +242,7 @@ def _tallied_three_phase(eps_max: float, steps: int, tally: list):
     return schedule
 
 
-def schedule_comparison(hiddens=(128, 128, 128), lr: float = 0.01, *, steps: int = 300, seeds=(4, 5, 6),
+def schedule_comparison(hiddens=(64, 64, 64), lr: float = 0.01, *, steps: int = 300, seeds=(4, 5, 6),
                         eps_max_values=(1e-3, 1e-2), final: float = 0.1, data=None,
                         device=None) -> ScheduleComparison:
     """Constant rate, cosine learning-rate decay, and the three-phase epsilon

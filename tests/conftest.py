@@ -47,7 +47,7 @@ CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
 class NotebookRun:
-    """One executed notebook: its recorded answers, its printed text and the executed cells."""
+    """One executed notebook: its recorded answers, its printed text, its prose and the executed cells."""
 
     def __init__(self, name, execution, answers_dir):
         import nbformat
@@ -59,6 +59,7 @@ class NotebookRun:
         cells = self.notebook.cells if self.notebook is not None else []
         self.stdout = "".join(o.get("text", "") for c in cells if c.cell_type == "code"
                               for o in c.outputs if o.output_type == "stream" and o.name == "stdout")
+        self.markdown = "\n".join(c.source for c in cells if c.cell_type == "markdown")
 
     def require(self):
         """Fail the calling test with the notebook's own error if it did not run to the end."""

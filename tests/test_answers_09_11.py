@@ -83,19 +83,24 @@ def test_09_ablation_verdicts_follow_the_recorded_losses(executed_notebooks):
         assert conclusion["winner"] == table.winner()
         assert conclusion["claim_holds"] == (effects["zero init"]["beyond_noise"]
                                              and not effects["bias correction"]["beyond_noise"])
-    # the full run's verdicts
+    # the full run's verdicts (width 64, 4 seeds): dropping zero init raises the loss beyond the noise for
+    # both beta pairs, dropping bias correction does not (for (0.95, 0.95) it lowers it, 2.8 standard
+    # errors: short of the t-test's 3.18); zero init matters more only for (0.95, 0.95)
     default, fast = answers["conclusions"]["(0.9, 0.999)"], answers["conclusions"]["(0.95, 0.95)"]
-    assert default["matters_more"] is None and not default["effects"]["zero init"]["beyond_noise"]
+    assert default["matters_more"] is None and default["effects"]["zero init"]["beyond_noise"]
     assert fast["matters_more"] == "zero init" and fast["effects"]["bias correction"]["mean"] < 0
-    assert not default["claim_holds"] and not fast["claim_holds"]
+    assert default["claim_holds"] and fast["claim_holds"]
     assert "matters more: neither" in _section(stdout, "betas (0.9, 0.999):\n", "betas (0.95")
 
 
 def test_09_adam_best_rate_is_notebook_10s_base_rate(executed_notebooks):
-    """Notebook 10 runs at 0.01 as "the best rate of notebook 09's grid for Adam" at this width and budget."""
+    """Notebook 10 runs at 0.01 as "the best rate of notebook 09's grid for Adam" on the same network
+    (three hidden layers of 09's width) with the same budget."""
     answers = executed_notebooks["09_adam_bias_correction"].answers
+    schedules = executed_notebooks["10_epsilon_schedules"]
     default = answers["ablation"]["(0.9, 0.999)"]
-    assert answers["width"] == 128 and answers["steps"] == 300
+    assert list(schedules.answers["hiddens"]) == [answers["width"]] * 3 and answers["steps"] == 300
+    assert f"same budget (width {answers['width']}, 300 steps)" in " ".join(schedules.markdown.split())
     assert default["best_lr"][default["variants"].index("ZI+BC (Adam)")] == 0.01
 
 
