@@ -12,7 +12,7 @@ import numpy as np
 
 from helpers.data import load_mnist
 from helpers.device import get_device, seed_everything, to_numpy
-from helpers.plotting import save_figure
+from helpers.plotting import inline_backend, render_png, save_figure, show_inline
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWER_DIR = ROOT / "build" / "answers"
@@ -59,10 +59,15 @@ class NotebookSession:
         print(f"device: {self.device}{sizes}, seed: {self.seed}")
 
     def save(self, fig, name: str) -> None:
-        """Save ``fig`` under build/figures/<notebook>/ when save_figures is on. Returns None,
-        so a cell that ends with it prints no path."""
-        if self.save_figures and fig is not None:
-            save_figure(fig, name, subdir=self.name)
+        """Show ``fig`` here and, when save_figures is on, save it under
+        build/figures/<notebook>/, rendering it once for both. Returns None, so a cell that
+        ends with it prints no path."""
+        if fig is None or not (self.save_figures or inline_backend()):
+            return
+        png = render_png(fig)
+        if self.save_figures:
+            save_figure(fig, name, subdir=self.name, png=png)
+        show_inline(fig, png)
 
     def record(self, **answers) -> None:
         """Store computed answers and write them to build/answers/<notebook>.json

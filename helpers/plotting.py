@@ -148,15 +148,56 @@ def plot_coord_check(result, steps=None, quantity: str = "delta", axes=None):
     return axes[0].figure
 
 
-def save_figure(fig, name: str, subdir: str | None = None, directory: str | Path | None = None) -> Path:
-    """Write ``fig`` as ``<directory>/<subdir>/<name>.png`` (default directory:
-    ``build/figures`` at the repository root, or ``$COURSE_FIGURE_DIR``). A relative
-    directory is taken from the repository root, not from the kernel's folder."""
+SAVE_DPI = 110
+
+
+def render_png(fig) -> bytes:
+    """``fig`` as PNG bytes (``SAVE_DPI``, tight bounding box): what ``save_figure`` writes."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=SAVE_DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _figure_path(name: str, subdir: str | None, directory: str | Path | None) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"Figure name {name!r}: use letters, digits, '_', '-' and '.' only.")
     root = ROOT / Path(directory or os.environ.get("COURSE_FIGURE_DIR") or FIGURE_DIR)  # absolute paths win
     target = root / subdir if subdir else root
     target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{name}.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return target / f"{name}.png"
+
+
+def save_figure(fig, name: str, subdir: str | None = None, directory: str | Path | None = None,
+                png: bytes | None = None) -> Path:
+    """Write ``fig`` as ``<directory>/<subdir>/<name>.png`` (default directory:
+    ``build/figures`` at the repository root, or ``$COURSE_FIGURE_DIR``). A relative
+    directory is taken from the repository root, not from the kernel's folder.
+    ``png``: the figure already rendered by ``render_png`` (written as it is)."""
+    path = _figure_path(name, subdir, directory)
+    path.write_bytes(png if png is not None else render_png(fig))
     return path
+
+
+def inline_backend() -> bool:
+    """True under Jupyter's inline backend (``%matplotlib inline``)."""
+    import matplotlib
+
+    return "inline" in matplotlib.get_backend()
+
+
+def show_inline(fig, png: bytes) -> bool:
+    """Under Jupyter's inline backend, show the already rendered ``png`` as ``fig``'s output
+    here and close ``fig``, so that the backend does not render it a second time at the end
+    of the cell (a render is ~0.5 s on a CPU). Elsewhere (a script, an interactive backend)
+    do nothing and return False."""
+    if not inline_backend():
+        return False
+    from IPython.display import Image, display
+
+    pixels = int.from_bytes(png[16:20], "big")  # the PNG header's image width
+    # shown at the size the inline backend would draw it (at fig.dpi), sharper
+    display(Image(data=png, width=round(pixels * fig.dpi / SAVE_DPI)))
+    plt.close(fig)
+    return True

@@ -116,7 +116,9 @@ def submissions(solutions):
 
 @pytest.fixture(scope="module")
 def shared_grader():
-    instance = grader.Grader(grader.Options(time_limit=LIMIT, progress=False))
+    # two submissions at a time, as an instructor on a 2-core machine would grade (the same grades as
+    # one at a time: test_the_same_submissions_give_the_same_csv_byte_for_byte)
+    instance = grader.Grader(grader.Options(time_limit=LIMIT, progress=False, jobs=2))
     yield instance
     instance.close()
 
@@ -326,8 +328,10 @@ def test_the_same_submissions_give_the_same_csv_byte_for_byte(graded, shared_gra
     small.mkdir()
     for student in ("correct", "c-by-size", "missing-notebook", "truncated-notebook"):
         shutil.copytree(submissions / student, small / student)
-    # once through the command line (scripts/grade.py calls grader.main), once through the shared grader
-    assert grader.main([str(small), "--out", str(tmp_path / "a"), "--time-limit", str(LIMIT), "--no-self-test"]) == 0
+    # once through the command line (scripts/grade.py calls grader.main) one at a time, once through the
+    # shared grader, two at a time
+    assert grader.main([str(small), "--out", str(tmp_path / "a"), "--time-limit", str(LIMIT), "--no-self-test",
+                        "--jobs", "1"]) == 0
     printed = capsys.readouterr()
     assert re.search(r"graded 4 submissions in [\d.]+ s: 2 with a part that could not be graded .*, 0 unreadable",
                      printed.out), printed.out
