@@ -1,0 +1,129 @@
+"""Kernels forked from a zygote that has imported torch and matplotlib (scripts/forked_kernels.py)
+run a notebook exactly as a fresh kernel does, die cleanly, and leave no process behind."""
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import forked_kernels  # noqa: E402
+import run_notebooks  # noqa: E402
+
+pytestmark = pytest.mark.notebooks  # starts kernels
+
+PROBE = """
+import hashlib, json, os, sys
+import numpy as np
+import torch
+import matplotlib
+torch.manual_seed(0)
+print(json.dumps(dict(
+    cwd=os.getcwd(), probe=os.environ.get("COURSE_PROBE"), threads=torch.get_num_threads(),
+    omp=os.environ.get("OMP_NUM_THREADS"), backend=matplotlib.get_backend(), hash=hash("muP"),
+    tensor=torch.rand(3).tolist(), normal=float(np.random.default_rng(0).normal()),
+    answers=os.environ.get("COURSE_ANSWERS_DIR"), executable=sys.executable,
+    course_modules_loaded=sorted(m for m in ("helpers", "helpers.optimizers") if m in sys.modules),
+    parent=open(f"/proc/{os.getppid()}/cmdline").read().replace(chr(0), " "),
+)))
+"""
+
+
+def probe_notebook(folder: Path, *cells: str, name: str = "99_probe") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    notebook = nbformat.v4.new_notebook(metadata=dict(
+        kernelspec=dict(name="python3", display_name="Python 3", language="python"), language_info=dict(name="python")))
+    notebook.cells = [nbformat.v4.new_code_cell("device = 'cpu'\ndata_source = None\nseed = 0\nsave_figures = False")]
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    notebook.cells += [nbformat.v4.new_code_cell(cell) for cell in cells]
+    path = folder / f"{name}.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def printed(execution) -> dict:
+    notebook = nbformat.read(execution.output, as_version=4)
+    text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []) if o.get("name") == "stdout")
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_a_forked_kernel_runs_a_notebook_as_a_fresh_kernel_does(tmp_path, monkeypatch):
+    """Same folder, environment, thread count, backend, hash seed and random numbers; the
+    course's helpers are not preloaded (a notebook imports them from its own folder)."""
+    path = probe_notebook(tmp_path / "notebooks", PROBE)
+    monkeypatch.setenv("COURSE_PROBE", "from the caller")
+    runs = {}
+    for forked in ("1", "0"):
+        monkeypatch.setenv("COURSE_FORKED_KERNELS", forked)
+        result = run_notebooks.execute_all([path], tmp_path / f"out{forked}", jobs=1, data_source="subset",
+                                           answers_dir=tmp_path / "answers")
+        assert result["99_probe"].error is None, result["99_probe"].error
+        runs[forked] = printed(result["99_probe"])
+    assert "forked_kernels.py serve" in runs["1"].pop("parent")  # the kernel was forked from the zygote
+    assert "forked_kernels.py" not in runs["0"].pop("parent")
+    assert runs["1"] == runs["0"]
+    seen = runs["1"]
+    assert seen["cwd"] == str(path.parent) and seen["probe"] == "from the caller"
+    assert seen["threads"] == int(seen["omp"]) and "inline" in seen["backend"] and seen["course_modules_loaded"] == []
+    assert seen["answers"] == str(tmp_path / "answers")
+
+
+def test_a_kernel_that_dies_fails_its_notebook_and_the_others_go_on(tmp_path):
+    dead = probe_notebook(tmp_path, "import os\nos._exit(3)", name="98_dies")
+    alive = probe_notebook(tmp_path, PROBE)
+    start = time.monotonic()
+    result = run_notebooks.execute_all([dead, alive], tmp_path / "out", jobs=1, data_source="subset")
+    assert time.monotonic() - start < 60
+    assert result["98_dies"].error and "DeadKernelError" in result["98_dies"].error.splitlines()[0]
+    assert result["99_probe"].error is None, result["99_probe"].error
+
+
+def kernel_pids(zygote_pid: int) -> set[int]:
+    children = Path(f"/proc/{zygote_pid}/task/{zygote_pid}/children")
+    return {int(p) for p in children.read_text().split()} if children.exists() else set()
+
+
+def test_a_killed_launcher_takes_its_kernel_and_closing_the_zygote_leaves_nothing(tmp_path, monkeypatch):
+    from jupyter_client.manager import KernelManager
+
+    env = {**os.environ, **run_notebooks.kernel_environment(1)}
+    with forked_kernels.KernelZygote(run_notebooks.KERNEL, env) as zygote:
+        zygote.wait_ready()
+        monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [zygote.jupyter_path,
+                                                                        os.environ.get("JUPYTER_PATH")])))
+        managers = [KernelManager(kernel_name=zygote.kernel_name) for _ in range(2)]
+        for manager in managers:
+            manager.start_kernel(cwd=str(tmp_path))
+        deadline = time.monotonic() + 30
+        while len(kernel_pids(zygote.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kernels = kernel_pids(zygote.process.pid)
+        assert len(kernels) == 2
+        managers[0].provisioner.process.send_signal(signal.SIGKILL)  # the launcher, not the kernel
+        while len(kernel_pids(zygote.process.pid)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(kernel_pids(zygote.process.pid)) == 1
+        managers[0].cleanup_resources()
+        socket_path = zygote.socket_path
+    # closing the zygote ends (and reaps) the kernel that was still running, and removes its socket
+    assert zygote.process.poll() is not None and not Path(socket_path).exists()
+    assert not any(Path(f"/proc/{kernel}").exists() for kernel in kernels)
+    managers[1].cleanup_resources()
+
+
+def test_a_zygote_that_cannot_start_is_reported(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    (tmp_path / "torch.py").write_text("raise ImportError('no torch here')\n")  # shadows torch in the zygote
+    zygote = forked_kernels.KernelZygote(run_notebooks.KERNEL, env)
+    try:
+        with pytest.raises(RuntimeError, match="kernel zygote is not ready"):
+            zygote.wait_ready(timeout=60)
+    finally:
+        zygote.close()
