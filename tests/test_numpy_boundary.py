@@ -93,62 +93,72 @@ def test_relative_figure_dir_is_taken_from_the_repository_root(monkeypatch, tmp_
         shutil.rmtree(ROOT / "build" / "test-relative-figures", ignore_errors=True)
 
 
-SAVE_IN_A_KERNEL = """
-import base64, json, sys
-sys.path.insert(0, {root!r})
+SAVE_IN_A_KERNEL = r'''
+import json, sys
+sys.path.insert(0, ROOT)
 from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 ip = start_ipython()
-with capture_output() as captured:
-    ip.run_line_magic("matplotlib", {backend!r})
-    ip.run_cell('''
+ip.run_line_magic("matplotlib", "inline")
+ip.run_cell("""
+import io
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from helpers.notebook import NotebookSession
 renders = []
 original = Figure.savefig
 def counted(self, *args, **kwargs):
     renders.append(kwargs.get("format"))
     return original(self, *args, **kwargs)
 Figure.savefig = counted
-from helpers.notebook import NotebookSession
-nb = NotebookSession("probe", data_source=None, save_figures={save})
-fig, ax = plt.subplots(figsize=(6, 4))
-ax.plot([1, 2, 3])
-import io
-inline_size = io.BytesIO()
-original(fig, inline_size, format="png", bbox_inches="tight")  # what the inline backend would draw
-inline_width = int.from_bytes(inline_size.getvalue()[16:20], "big")
-nb.save(fig, "curve")
-print("printed after the figure")
-''', store_history=True)
-images = [o.data["image/png"] for o in captured.outputs if "image/png" in o.data]
-print(json.dumps(dict(renders=len(ip.user_ns["renders"]), images=images, inline_width=ip.user_ns["inline_width"],
-                      widths=[o.metadata.get("image/png", {{}}).get("width") for o in captured.outputs])))
-"""
+def inline_width(fig):  # what the inline backend would draw
+    buffer = io.BytesIO()
+    original(fig, buffer, format="png", bbox_inches="tight")
+    return int.from_bytes(buffer.getvalue()[16:20], "big")
+""")
+results = {}
+for save in (True, False):
+    with capture_output() as captured:
+        ip.run_cell("renders.clear()\n"
+                    f"nb = NotebookSession('probe', data_source=None, save_figures={save})\n"
+                    "fig, ax = plt.subplots(figsize=(6, 4))\n"
+                    "ax.plot([1, 2, 3])\n"
+                    "width = inline_width(fig)\n"
+                    f"nb.save(fig, 'curve_{save}')\n"
+                    "print('printed after the figure')\n", store_history=True)
+    results[str(save)] = dict(
+        renders=len(ip.user_ns["renders"]), inline_width=ip.user_ns["width"],
+        images=[o.data["image/png"] for o in captured.outputs if "image/png" in o.data],
+        widths=[o.metadata.get("image/png", {}).get("width") for o in captured.outputs])
+print(json.dumps(results))
+'''
 
 
-@pytest.mark.parametrize("save", [True, False])
-def test_a_saved_figure_is_rendered_once_for_the_notebook_and_the_file(tmp_path, save):
+def test_a_saved_figure_is_rendered_once_for_the_notebook_and_the_file(tmp_path):
     """Under the inline backend ``nb.save`` shows the figure and writes the file from one render
-    (~0.5 s each on a CPU); the backend does not draw it again at the end of the cell."""
+    (~0.5 s each on a CPU); the backend does not draw it again at the end of the cell. Without
+    save_figures the figure is shown, from one render, and no file is written."""
     import base64
+    import os
     import subprocess
 
-    env = {**__import__("os").environ, "COURSE_FIGURE_DIR": str(tmp_path), "MPLBACKEND": "Agg"}
-    script = SAVE_IN_A_KERNEL.format(root=str(ROOT), backend="inline", save=save)
+    env = {**os.environ, "COURSE_FIGURE_DIR": str(tmp_path), "MPLBACKEND": "Agg"}
+    script = SAVE_IN_A_KERNEL.replace("ROOT", repr(str(ROOT)), 1)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["renders"] == 1 and len(result["images"]) == 1
-    png = base64.b64decode(result["images"][0]) if isinstance(result["images"][0], str) else result["images"][0]
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    # shown at the size the inline backend would draw it, drawn at the file's 110 dpi
-    assert abs(result["widths"][-1] - result["inline_width"]) <= 2
-    assert int.from_bytes(png[16:20], "big") > result["inline_width"]
-    saved = tmp_path / "probe" / "curve.png"
-    assert saved.exists() == save
-    if save:
-        assert saved.read_bytes() == png
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(results) == {"True", "False"}
+    for save, result in results.items():
+        assert result["renders"] == 1 and len(result["images"]) == 1, (save, result["renders"])
+        png = base64.b64decode(result["images"][0])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        # shown at the size the inline backend would draw it, drawn at the file's 110 dpi
+        assert abs(result["widths"][-1] - result["inline_width"]) <= 2
+        assert int.from_bytes(png[16:20], "big") > result["inline_width"]
+        saved = tmp_path / "probe" / f"curve_{save}.png"
+        assert saved.exists() == (save == "True")
+        if save == "True":
+            assert saved.read_bytes() == png
 
 
 def test_outside_a_notebook_an_unsaved_figure_is_not_rendered(tmp_path, monkeypatch):
