@@ -131,7 +131,6 @@ def execute_all(notebooks: list[Path], out_dir: Path, *, jobs: int | None = None
     from helpers.data import resolve_source
 
     jobs = jobs or default_jobs()
-    source = resolve_source(data_source)
     # COURSE_KERNEL_THREADS pins the threads per kernel (for a machine shared with other work).
     threads = int(os.environ.get("COURSE_KERNEL_THREADS") or 0) or max(1, (os.cpu_count() or 1) // jobs)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +139,7 @@ def execute_all(notebooks: list[Path], out_dir: Path, *, jobs: int | None = None
     zygote_env = {**os.environ, **kernel_environment(threads, answers_dir)}  # what every kernel gets
     with (KernelZygote(kernel, zygote_env) if forked else nullcontext()) as zygote, \
             ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        source = resolve_source(data_source)  # while the zygote imports
         name, path_first = (zygote.kernel_name, zygote.jupyter_path) if zygote else (kernel, None)
         futures = {pool.submit(_run_in_worker, path, out_dir, source, name, threads, answers_dir, path_first,
                                parameters): path for path in schedule(notebooks)}
