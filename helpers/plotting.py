@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -181,10 +182,14 @@ def save_figure(fig, name: str, subdir: str | None = None, directory: str | Path
 
 
 def inline_backend() -> bool:
-    """True under Jupyter's inline backend (``%matplotlib inline``)."""
+    """True in an IPython kernel or shell under the inline backend (``%matplotlib inline``)."""
     import matplotlib
 
-    return "inline" in matplotlib.get_backend()
+    if "inline" not in matplotlib.get_backend() or "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    return get_ipython() is not None
 
 
 def show_inline(fig, png: bytes) -> bool:
@@ -194,10 +199,13 @@ def show_inline(fig, png: bytes) -> bool:
     do nothing and return False."""
     if not inline_backend():
         return False
-    from IPython.display import Image, display
+    import base64
+
+    from IPython.display import display
 
     pixels = int.from_bytes(png[16:20], "big")  # the PNG header's image width
-    # shown at the size the inline backend would draw it (at fig.dpi), sharper
-    display(Image(data=png, width=round(pixels * fig.dpi / SAVE_DPI)))
+    # shown at the size the inline backend would draw it (at fig.dpi), sharper; text as matplotlib's
+    display({"image/png": base64.b64encode(png).decode("ascii"), "text/plain": repr(fig)}, raw=True,
+            metadata={"image/png": {"width": round(pixels * fig.dpi / SAVE_DPI)}})
     plt.close(fig)
     return True

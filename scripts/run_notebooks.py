@@ -11,9 +11,9 @@ executes every notebook exactly once per run through :func:`execute_all`).
 * ``--jobs`` kernels run at once, each with ``cores // jobs`` threads (two torch
   processes at full thread count on 2 cores slow each other 15-30x); the longest
   notebooks start first.
-* Every kernel is forked from one process that has imported torch and matplotlib
-  (``forked_kernels.KernelZygote``): ~2.5 s of CPU less per notebook than a fresh
-  kernel, with the same outputs (``COURSE_FORKED_KERNELS=0``: fresh kernels).
+* On Linux every kernel is forked from one process that has imported torch and
+  matplotlib (``forked_kernels.KernelZygote``): ~2.5 s of CPU less per notebook than a
+  fresh kernel, with the same outputs (``COURSE_FORKED_KERNELS=0``: fresh kernels).
 * The kernels get a fixed environment: the inline matplotlib backend (an inherited
   ``MPLBACKEND=Agg`` would silently drop every figure), the thread counts, and the
   answer folder. Nothing else of the caller's matplotlib or thread settings leaks in.
@@ -84,7 +84,7 @@ def run(notebook: Path, out_dir: Path, *, data_source: str, kernel: str = KERNEL
 
     threads = threads or max(1, os.cpu_count() or 1)
     os.environ.update(kernel_environment(threads, answers_dir))  # the kernel inherits this process's environment
-    if jupyter_path:
+    if jupyter_path and not os.environ.get("JUPYTER_PATH", "").startswith(jupyter_path):
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [jupyter_path, os.environ.get("JUPYTER_PATH")]))
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -124,10 +124,10 @@ def execute_all(notebooks: list[Path], out_dir: Path, *, jobs: int | None = None
     """Execute ``notebooks`` with ``jobs`` kernels at a time; return {name: Execution} in
     the order given. The data source is resolved once, here. Each kernel is forked from a
     process that has imported torch and matplotlib once (``forked_kernels``; saves ~2.5 s
-    of CPU per notebook) unless ``COURSE_FORKED_KERNELS=0``."""
+    of CPU per notebook), on Linux and unless ``COURSE_FORKED_KERNELS=0``."""
     from contextlib import nullcontext
 
-    from forked_kernels import KernelZygote
+    from forked_kernels import SUPPORTED, KernelZygote
     from helpers.data import resolve_source
 
     jobs = jobs or default_jobs()
@@ -135,7 +135,7 @@ def execute_all(notebooks: list[Path], out_dir: Path, *, jobs: int | None = None
     threads = int(os.environ.get("COURSE_KERNEL_THREADS") or 0) or max(1, (os.cpu_count() or 1) // jobs)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
-    forked = os.environ.get("COURSE_FORKED_KERNELS", "1") != "0"
+    forked = SUPPORTED and os.environ.get("COURSE_FORKED_KERNELS", "1") != "0"
     zygote_env = {**os.environ, **kernel_environment(threads, answers_dir)}  # what every kernel gets
     with (KernelZygote(kernel, zygote_env) if forked else nullcontext()) as zygote, \
             ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:

@@ -30,7 +30,9 @@ print(json.dumps(dict(
     omp=os.environ.get("OMP_NUM_THREADS"), backend=matplotlib.get_backend(), hash=hash("muP"),
     tensor=torch.rand(3).tolist(), normal=float(np.random.default_rng(0).normal()),
     answers=os.environ.get("COURSE_ANSWERS_DIR"), executable=sys.executable,
-    course_modules_loaded=sorted(m for m in ("helpers", "helpers.optimizers") if m in sys.modules),
+    course_modules_loaded=sorted(m for m in ("helpers", "helpers.optimizers", "ipywidgets") if m in sys.modules),
+    path=sys.path, argv0=sys.argv[0], session_leader=os.getsid(0) == os.getpid(),
+    comm_targets=sorted(__import__("comm").get_comm_manager().targets),
     parent=open(f"/proc/{os.getppid()}/cmdline").read().replace(chr(0), " "),
 )))
 """
@@ -55,9 +57,10 @@ def printed(execution) -> dict:
 
 
 def test_a_forked_kernel_runs_a_notebook_as_a_fresh_kernel_does(tmp_path, monkeypatch):
-    """Same folder, environment, thread count, backend, hash seed and random numbers; the
-    course's helpers are not preloaded (a notebook imports them from its own folder). A forked
-    kernel that dies fails its own notebook only, as a fresh one does."""
+    """Same folder, environment, sys.path, sys.argv[0], session, thread count, backend, hash seed,
+    random numbers and comm targets; the course's helpers are not preloaded (a notebook imports
+    them from its own folder). A forked kernel that dies fails its own notebook only, as a fresh
+    one does."""
     dead = probe_notebook(tmp_path / "notebooks", "import os\nos._exit(3)", name="98_dies")
     path = probe_notebook(tmp_path / "notebooks", PROBE)
     monkeypatch.setenv("COURSE_PROBE", "from the caller")
@@ -79,6 +82,8 @@ def test_a_forked_kernel_runs_a_notebook_as_a_fresh_kernel_does(tmp_path, monkey
     seen = runs["1"]
     assert seen["cwd"] == str(path.parent) and seen["probe"] == "from the caller"
     assert seen["threads"] == int(seen["omp"]) and "inline" in seen["backend"] and seen["course_modules_loaded"] == []
+    assert seen["session_leader"] and seen["argv0"].endswith("ipykernel_launcher.py")
+    assert not any(entry.endswith("scripts") for entry in seen["path"])
     assert seen["answers"] == str(tmp_path / "answers")
 
 
@@ -87,37 +92,93 @@ def kernel_pids(zygote_pid: int) -> set[int]:
     return {int(p) for p in children.read_text().split()} if children.exists() else set()
 
 
+def _forked_spec(monkeypatch, zygote):
+    monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [zygote.jupyter_path,
+                                                                    os.environ.get("JUPYTER_PATH")])))
+
+
+def _wait_until(condition, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
 def test_a_killed_launcher_takes_its_kernel_and_closing_the_zygote_leaves_nothing(tmp_path, monkeypatch):
+    """Also: a client that connects and hangs up, or dies before its kernel is forked, costs the
+    zygote nothing; an interrupt reaches the running cell as KeyboardInterrupt."""
+    import socket
+
     from jupyter_client.manager import KernelManager
 
     env = {**os.environ, **run_notebooks.kernel_environment(1)}
     with forked_kernels.KernelZygote(run_notebooks.KERNEL, env) as zygote:
         zygote.wait_ready()
-        monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [zygote.jupyter_path,
-                                                                        os.environ.get("JUPYTER_PATH")])))
+        _forked_spec(monkeypatch, zygote)
+        for payload in (b"", b"\x00" * 8 + b"{}"):  # hangs up at once; sends no streams
+            rude = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            rude.connect(zygote.socket_path)
+            rude.sendall(payload)
+            rude.close()
         managers = [KernelManager(kernel_name=zygote.kernel_name) for _ in range(2)]
         for manager in managers:
             manager.start_kernel(cwd=str(tmp_path))
-        deadline = time.monotonic() + 30
-        while len(kernel_pids(zygote.process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert _wait_until(lambda: len(kernel_pids(zygote.process.pid)) == 2)
         kernels = kernel_pids(zygote.process.pid)
-        assert len(kernels) == 2
-        managers[0].provisioner.process.send_signal(signal.SIGKILL)  # the launcher, not the kernel
-        while len(kernel_pids(zygote.process.pid)) > 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(kernel_pids(zygote.process.pid)) == 1
+
+        client = managers[1].client()
+        client.start_channels()
+        client.wait_for_ready(timeout=30)
+        started = time.monotonic()
+        message = client.execute("import time\ntime.sleep(60)")
+        time.sleep(1.0)
+        managers[1].interrupt_kernel()
+        reply = client.get_shell_msg(timeout=30)
+        assert reply["parent_header"]["msg_id"] == message
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        assert time.monotonic() - started < 20
+        client.stop_channels()
+
+        launcher = managers[0].provisioner.process
+        launcher.send_signal(signal.SIGKILL)  # the launcher, not the kernel
+        launcher.wait()
+        assert _wait_until(lambda: len(kernel_pids(zygote.process.pid)) == 1)
         managers[0].cleanup_resources()
         socket_path = zygote.socket_path
     # closing the zygote ends (and reaps) the kernel that was still running, and removes its socket
     assert zygote.process.poll() is not None and not Path(socket_path).exists()
     assert not any(Path(f"/proc/{kernel}").exists() for kernel in kernels)
+    managers[1].provisioner.process.wait()
     managers[1].cleanup_resources()
+
+
+def test_without_a_zygote_the_launcher_starts_a_fresh_kernel(tmp_path, monkeypatch):
+    """A zygote that died (or never started) costs speed, not the notebook."""
+    from jupyter_client.manager import KernelManager
+
+    env = {**os.environ, **run_notebooks.kernel_environment(1)}
+    with forked_kernels.KernelZygote(run_notebooks.KERNEL, env) as zygote:
+        zygote.process.kill()
+        zygote.process.wait()
+        _forked_spec(monkeypatch, zygote)
+        manager = KernelManager(kernel_name=zygote.kernel_name)
+        manager.start_kernel(cwd=str(tmp_path))
+        try:
+            client = manager.client()
+            client.start_channels()
+            client.wait_for_ready(timeout=60)
+            outputs = []
+            client.execute_interactive("import os; print(os.getpid())", timeout=30,
+                                       output_hook=lambda m: outputs.append(m["content"].get("text", "")))
+            assert int("".join(outputs).strip()) == manager.provisioner.process.pid  # the launcher became it
+            client.stop_channels()
+        finally:
+            manager.shutdown_kernel(now=True)
 
 
 def test_a_zygote_that_cannot_start_is_reported(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    (tmp_path / "torch.py").write_text("raise ImportError('no torch here')\n")  # shadows torch in the zygote
+    (tmp_path / "torch.py").write_text("import os\nos._exit(3)\n")  # the zygote dies importing torch
     zygote = forked_kernels.KernelZygote(run_notebooks.KERNEL, env)
     try:
         with pytest.raises(RuntimeError, match="kernel zygote is not ready"):

@@ -173,4 +173,13 @@ def test_outside_a_notebook_an_unsaved_figure_is_not_rendered(tmp_path, monkeypa
     fig = plt.figure()
     nb.save(fig, "curve")
     assert renders == [] and plt.fignum_exists(fig.number)  # left open for the caller
+    # a script whose MPLBACKEND names the inline backend is still not a notebook: the figure is
+    # saved and left open, nothing is displayed
+    import matplotlib
+
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("COURSE_FIGURE_DIR", str(tmp_path))
+    monkeypatch.setattr(Figure, "savefig", lambda self, target, **k: target.write(b"png"))
+    NotebookSession("probe", data_source=None, save_figures=True).save(fig, "curve")
+    assert (tmp_path / "probe" / "curve.png").read_bytes() == b"png" and plt.fignum_exists(fig.number)
     plt.close(fig)
