@@ -144,10 +144,7 @@ def launch(socket_path: str, zygote_pid: int, kernel_args: list[str]) -> int:
 
     def forward(number, _frame):
         if kernel:
-            try:
-                os.killpg(kernel[0], number)
-            except ProcessLookupError:
-                pass
+            _signal(kernel[0], number)
         else:
             pending.append(number)
 
@@ -349,14 +346,19 @@ def _reap(selector: selectors.BaseSelector, kernels: dict) -> None:
         del kernels[pid]
 
 
-def _kill(pid: int) -> None:
-    """The kernel and whatever it started (its own process group)."""
-    for kill in (os.killpg, os.kill):
+def _signal(pid: int, number: int) -> None:
+    """The kernel and whatever it started (its own process group; just the kernel in the
+    moment after the fork, before it has made the group)."""
+    for send in (os.killpg, os.kill):
         try:
-            kill(pid, signal.SIGKILL)
+            send(pid, number)
             return
         except (ProcessLookupError, PermissionError):
             continue
+
+
+def _kill(pid: int) -> None:
+    _signal(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
