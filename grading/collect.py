@@ -135,7 +135,8 @@ def d_scaled_mlp(part) -> dict:
 
 
 def e_shampoo(part) -> dict:
-    from helpers.optimizers import SimpleShampoo, orthogonalize_svd
+    from helpers.optimizers import SimpleShampoo
+    from helpers.orthogonal_updates import orthogonalize_svd
 
     outputs = [attempt(lambda c=case: tensor(orthogonalize_svd(cases.ortho_matrix(c)))) for case in cases.ORTHO_CASES]
     steps = attempt(lambda: [[tensor(u) for u in step] for step in cases.shampoo_updates(
@@ -155,7 +156,7 @@ def bonus_shape_scale(part) -> dict:
 
 
 def lecture_newton_schulz(part) -> dict:
-    from helpers.optimizers import newton_schulz
+    from helpers.orthogonal_updates import newton_schulz
 
     default = [attempt(lambda c=case: tensor(newton_schulz(cases.ns_matrix(c)))) for case in cases.NS_DEFAULT_CASES]
     arguments = [attempt(lambda c=case: tensor(newton_schulz(cases.ns_matrix(c), **c["kwargs"])))
@@ -164,7 +165,7 @@ def lecture_newton_schulz(part) -> dict:
 
 
 def lecture_muon_scale(part) -> dict:
-    from helpers.optimizers import muon_shape_scale
+    from helpers.orthogonal_updates import muon_shape_scale
 
     return dict(values={scale: [attempt(lambda p=pair, s=scale: number(muon_shape_scale(p[0], p[1], s)))
                                 for pair in cases.MUON_PAIRS] for scale in cases.MUON_SCALES})
@@ -184,7 +185,7 @@ def r10_matching_eps(part) -> dict:
 
 
 def r11_gradient(part) -> dict:
-    from helpers.linear_regression import gradient
+    from helpers.least_squares import gradient
 
     return dict(values=[attempt(lambda c=case: tensor(gradient(*cases.gradient_inputs(c))))
                         for case in cases.GRADIENT_CASES])

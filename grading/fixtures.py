@@ -121,7 +121,8 @@ def make(base: Path, dest: Path, student: str, edits=()) -> Path:
 
 
 # ---------------------------------------------------------------- the classic wrong answers
-OPT, MODELS, NORMS = "helpers/optimizers.py", "helpers/models.py", "helpers/norms.py"
+MUP_LR, MULTIPLIERS, NORMS = "helpers/mup_lr.py", "helpers/mup_multipliers.py", "helpers/norms.py"
+ORTHO = "helpers/orthogonal_updates.py"
 
 MISTAKES = {
     # part b: the "induced norm" computed as the spectral norm, or as the handout's entrywise RMS
@@ -142,66 +143,61 @@ MISTAKES = {
             return spectral_norm(W)
     ''')],
     # part c: 1/sqrt(d_in * d_out) with d_in, d_out = p.shape
-    "c_sqrt_product": [edit_function(OPT, "SimpleAdamMuP.layer_lr", '''
-        def layer_lr(self, group, p):
-            if p.ndim == 1:
-                return group["lr"] * 0.01 / math.sqrt(p.shape[0])
-            d_in, d_out = p.shape
-            return group["lr"] / math.sqrt(d_in * d_out)
-    ''')],
+    "c_sqrt_product": [edit_function(MUP_LR, "layer_lr", '''
+        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
+            if len(shape) == 1:
+                return lr * 0.01 / math.sqrt(shape[0])
+            d_in, d_out = shape
+            return lr / math.sqrt(d_in * d_out)
+    '''), append(MUP_LR, "\nimport math\n")],
     # part c: times sqrt(d_in) with d_in, d_out = p.shape, input and readout found by the sizes 784 and 10
-    "c_by_size": [edit_function(OPT, "SimpleAdamMuP.layer_lr", '''
-        def layer_lr(self, group, p):
-            if p.ndim == 1:
-                return group["lr"] * self.bias_mult
-            d_in, d_out = p.shape
+    "c_by_size": [edit_function(MUP_LR, "layer_lr", '''
+        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
+            if len(shape) == 1:
+                return lr * bias_mult
+            d_in, d_out = shape
             if d_in == 10:
-                return self.output_lr
+                return output_lr
             if d_out == 784:
-                return group["lr"] * 10.0 * d_in ** 0.5
-            return group["lr"] * d_in ** 0.5
+                return lr * 10.0 * d_in ** 0.5
+            return lr * d_in ** 0.5
     ''')],
     # part d: multipliers 1/sqrt(out_features), no init compensation
     "d_sqrt_out": [
-        edit_function(MODELS, "mup_multipliers", '''
-            def mup_multipliers(input_size, hidden_sizes, input_mult=10.0):
+        edit_function(MULTIPLIERS, "mup_multipliers", '''
+            def mup_multipliers(input_size, hidden_sizes, input_mult=10.0, output_mult=1.0):
                 return (*(width ** -0.5 for width in hidden_sizes), 1.0)
         '''),
-        edit_function(MODELS, "ScaledMLP.__init__", '''
-            def __init__(self, input_size=784, hidden_sizes=(8, 16, 32, 64, 128), num_classes=10, input_mult=10.0):
-                super().__init__(input_size, hidden_sizes, num_classes, bias=False)
-                self.multipliers = mup_multipliers(input_size, self.hidden_sizes, input_mult)
+        edit_function(MULTIPLIERS, "initial_weight", '''
+            def initial_weight(weight, multiplier):
+                return weight
         '''),
     ],
-    # part d written another (correct) way: weights scaled inside layer_output
+    # part d written another (correct) way: the init divided in layer_output's place, the weight scaled there
     "d_variant": [
-        edit_function(MODELS, "ScaledMLP.__init__", '''
-            def __init__(self, input_size=784, hidden_sizes=(8, 16, 32, 64, 128), num_classes=10, input_mult=10.0):
-                super().__init__(input_size, hidden_sizes, num_classes, bias=False)
-                self.multipliers = mup_multipliers(input_size, self.hidden_sizes, input_mult)
-                with torch.no_grad():
-                    for layer, multiplier in zip(self.layers, self.multipliers):
-                        layer.weight.mul_(1.0 / multiplier)
+        edit_function(MULTIPLIERS, "initial_weight", '''
+            def initial_weight(weight, multiplier):
+                return weight * (1.0 / multiplier)
         '''),
-        edit_function(MODELS, "ScaledMLP.layer_output", '''
-            def layer_output(self, index, x):
-                return torch.nn.functional.linear(x, self.layers[index].weight * self.multipliers[index])
+        edit_function(MULTIPLIERS, "layer_output", '''
+            def layer_output(multiplier, layer, x):
+                return torch.nn.functional.linear(x, layer.weight * multiplier)
         '''),
     ],
     # part e: reads state it never created (KeyError 'precond')
     "e_keyerror": [
-        edit_function(OPT, "orthogonalize_svd", '''
+        edit_function(ORTHO, "orthogonalize_svd", '''
             def orthogonalize_svd(m):
                 state = _SHAMPOO_STATE.setdefault(m.shape, {})
                 precond = state["precond"]
                 return precond @ m
         '''),
-        append(OPT, "\n_SHAMPOO_STATE = {}\n"),
+        append(ORTHO, "\n_SHAMPOO_STATE = {}\n"),
     ],
-    # bonus: scaled by 1 / RMS(U V^T)
-    "bonus_rms": [edit_function(OPT, "ScaledSimpleShampoo.shape_scale", '''
-        def shape_scale(self, p):
-            u = orthogonalize_svd(p.detach())
+    # bonus: scaled by 1 / RMS(U V^T) of a U V^T of the layer's shape
+    "bonus_rms": [edit_function(ORTHO, "shampoo_shape_scale", '''
+        def shampoo_shape_scale(fan_out, fan_in):
+            u = orthogonalize_svd(torch.randn(fan_out, fan_in))
             return (1 / torch.sqrt(torch.mean(u ** 2))).item()
     ''')],
 }
@@ -209,15 +205,15 @@ MISTAKES = {
 # ---------------------------------------------------------------- hostile submissions
 HOSTILE = {
     "crash_at_import": [append(NORMS, '\nraise RuntimeError("this file is broken at import")\n')],
-    "infinite_loop": [edit_function(OPT, "SimpleAdamMuP.layer_lr", '''
-        def layer_lr(self, group, p):
+    "infinite_loop": [edit_function(MUP_LR, "layer_lr", '''
+        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
             while True:
                 pass
     ''')],
-    "allocates_10gb": [edit_text(OPT, "    ### BEGIN SOLUTION\n    X = X / (torch.linalg",
+    "allocates_10gb": [edit_text(ORTHO, "    ### BEGIN SOLUTION\n    X = X / (torch.linalg",
                                  "    ### BEGIN SOLUTION\n    hoard = torch.ones(10 * 2**30, dtype=torch.uint8)\n"
                                  "    X = X / (torch.linalg")],
-    "segfaults": [edit_function(OPT, "muon_shape_scale", '''
+    "segfaults": [edit_function(ORTHO, "muon_shape_scale", '''
         def muon_shape_scale(fan_out, fan_in, scale):
             import faulthandler
             faulthandler._sigsegv()
@@ -249,9 +245,9 @@ HOSTILE = {
             return torch.linalg.matrix_norm(_as_matrix(W).float(), ord="fro").item()
     ''')],
     # reads the instructor's solutions (Landlock refuses: the child may read only its folder and Python)
-    "reads_solutions": [edit_function(OPT, "SimpleAdamMuP.layer_lr", f'''
-        def layer_lr(self, group, p):
-            source = open({str(ROOT / "helpers" / "optimizers.py")!r}).read()
+    "reads_solutions": [edit_function(MUP_LR, "layer_lr", f'''
+        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
+            source = open({str(ROOT / "helpers" / "mup_lr.py")!r}).read()
             raise RuntimeError(source[source.index("def layer_lr"):][:200])
     ''')],
     # a write from C++ (torch.save opens its file in C++, which no audit hook sees): Landlock refuses it

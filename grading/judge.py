@@ -182,14 +182,16 @@ class Reference:
     """The instructor's implementations and the expected values, computed once per grading run."""
 
     def __init__(self, notebook_functions: dict):
-        import helpers.linear_regression
+        import helpers.least_squares
         import helpers.models
         import helpers.norms
         import helpers.optimizers
+        import helpers.orthogonal_updates
         import helpers.schedules
 
         self.models, self.optimizers = helpers.models, helpers.optimizers
-        self.schedules, self.regression, self.norms = helpers.schedules, helpers.linear_regression, helpers.norms
+        self.orthogonal = helpers.orthogonal_updates
+        self.schedules, self.regression, self.norms = helpers.schedules, helpers.least_squares, helpers.norms
         self.notebook = notebook_functions  # function name -> the instructor's function
 
     @functools.cached_property
@@ -235,7 +237,7 @@ class Reference:
         return [[u.double().numpy() for u in step] for step in updates]
 
     def newton_schulz(self, matrix: torch.Tensor, **kwargs) -> np.ndarray:
-        return self.optimizers.newton_schulz(matrix, **kwargs).double().numpy()
+        return self.orthogonal.newton_schulz(matrix, **kwargs).double().numpy()
 
 
 def _ns_variant(matrix: torch.Tensor, steps=5, coefficients=(3.4445, -4.7750, 2.0315), norm="fro") -> np.ndarray:
@@ -662,7 +664,7 @@ def judge_newton_schulz(part, measured: dict, ref: Reference) -> list[Criterion]
         ], Finding("the result differs from the quintic iteration's", "five steps of X <- a X + (b A + c A^2) X")),
         arguments.criterion(*part.criteria[1], [
             (lambda got, c: "steps" in c["kwargs"] and near(got, ref.newton_schulz(c["G"], coefficients=c["kwargs"].get(
-                "coefficients", ref.optimizers.QUINTIC))), Finding(
+                "coefficients", ref.orthogonal.QUINTIC))), Finding(
                 "the number of iterations does not follow `steps`", "loop `steps` times")),
             (lambda got, c: "coefficients" in c["kwargs"] and near(got, ref.newton_schulz(c["G"], steps=c["kwargs"][
                 "steps"])), Finding("the `coefficients` argument is ignored", "use the a, b, c given")),
@@ -702,7 +704,7 @@ def judge_muon_scale(part, measured: dict, ref: Reference) -> list[Criterion]:
         tally = Tally("hidden shapes")
         for (fan_out, fan_in), entry in zip(cases.MUON_PAIRS, measured["values"][scale]):
             value = tally.take(entry)
-            if value is not None and not close(value, ref.optimizers.muon_shape_scale(fan_out, fan_in, scale)):
+            if value is not None and not close(value, ref.orthogonal.muon_shape_scale(fan_out, fan_in, scale)):
                 tally.fail(value, dict(fan_out=fan_out, fan_in=fan_in))
         out.append(tally.criterion(name, weight, candidates[scale],
                                    Finding(f"the `{scale}` factor is wrong", LECTURE)))

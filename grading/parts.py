@@ -49,24 +49,24 @@ PARTS = (
     Part("b_norms", 3, "2b: the norms of an update (`frobenius_norm`, `spectral_norm`, `rms_to_rms_norm`)",
          "helpers/norms.py", ("frobenius_norm", "spectral_norm", "rms_to_rms_norm"),
          (("Frobenius norm", 1), ("spectral norm", 1), ("induced RMS->RMS norm", 2))),
-    Part("c_mup_lr", 3, "2c: muP by per-layer learning rates (`SimpleAdamMuP.layer_lr`)",
-         "helpers/optimizers.py", ("SimpleAdamMuP.layer_lr",),
+    Part("c_mup_lr", 3, "2c: muP by per-layer learning rates (`layer_lr`)",
+         "helpers/mup_lr.py", ("layer_lr",),
          (("hidden layers", 3), ("input layer", 1), ("readout layer", 1), ("biases", 1))),
-    Part("d_scaled_mlp", 3, "2d: muP by per-layer multipliers (`mup_multipliers`, `ScaledMLP`)",
-         "helpers/models.py", ("mup_multipliers", "ScaledMLP.__init__", "ScaledMLP.layer_output"),
+    Part("d_scaled_mlp", 3, "2d: muP by per-layer multipliers (`mup_multipliers`, `initial_weight`, `layer_output`)",
+         "helpers/mup_multipliers.py", ("mup_multipliers", "initial_weight", "layer_output"),
          (("the forward pass at initialisation", 1), ("plain Adam steps move every layer as muP does", 2))),
     Part("e_shampoo", 2, "2e: Shampoo without accumulation (`orthogonalize_svd`)",
-         "helpers/optimizers.py", ("orthogonalize_svd",),
+         "helpers/orthogonal_updates.py", ("orthogonalize_svd",),
          (("every singular value of the result is one", 1), ("the result keeps the input's singular vectors", 1),
           ("shape and dtype, and the Shampoo step built on it", 1))),
-    Part("bonus_shape_scale", 1, "bonus: the shape factor of `ScaledSimpleShampoo.shape_scale`",
-         "helpers/optimizers.py", ("ScaledSimpleShampoo.shape_scale",),
+    Part("bonus_shape_scale", 1, "bonus: the shape factor of `ScaledSimpleShampoo` (`shampoo_shape_scale`)",
+         "helpers/orthogonal_updates.py", ("shampoo_shape_scale",),
          (("every layer's update has the same RMS->RMS norm, whatever its shape", 1),), needs=("orthogonalize_svd",)),
     Part("lecture_newton_schulz", 2, "lecture: the Newton-Schulz iteration (`newton_schulz`)",
-         "helpers/optimizers.py", ("newton_schulz",),
+         "helpers/orthogonal_updates.py", ("newton_schulz",),
          (("the default quintic iteration", 2), ("the `steps` and `coefficients` arguments", 1))),
     Part("lecture_muon_scale", 1, "lecture: Muon's shape factors (`muon_shape_scale`)",
-         "helpers/optimizers.py", ("muon_shape_scale",),
+         "helpers/orthogonal_updates.py", ("muon_shape_scale",),
          (("the `spectral` factor", 1), ("the `keller` factor", 1), ("the `moonlight` factor", 1))),
     Part("r09_first_step", 1, "research 09: Adam's first-step factor (`first_step_factor`)",
          "notebooks/09_adam_bias_correction.ipynb", ("first_step_factor",),
@@ -75,7 +75,7 @@ PARTS = (
          "helpers/schedules.py", ("matching_epsilon",),
          (("the epsilon reproduces the scaled step", 1),)),
     Part("r11_gradient", 1, "research 11: the gradient of the regression loss (`gradient`)",
-         "helpers/linear_regression.py", ("gradient",),
+         "helpers/least_squares.py", ("gradient",),
          (("the gradient of the squared loss", 1),)),
 )
 
@@ -84,7 +84,7 @@ BY_NAME = {part.name: part for part in PARTS}
 # Solution regions of the source that no part grades, with the reason (see the module docstring).
 NOT_GRADED = {
     ("notebooks/01_activation_deltas.ipynb", "alternating"): "an experiment call; its written answer is collected",
-    ("helpers/coord_check.py", "slope_verdict"): "notebook 12 (research, added after the homework's 20 points were "
+    ("helpers/coord_verdict.py", "slope_verdict"): "notebook 12 (research, added after the homework's 20 points were "
                                                  "set): no hidden tests yet; its self-check runs in the notebook",
 }
 

@@ -2,15 +2,40 @@
 
 Layers (each imports only from those above it):
   device, data          -> where to run, MNIST, to_numpy, seeding
-  models, optimizers, norms -> the objects the course is about (pure torch)
+  the student's files   -> norms, mup_lr, mup_multipliers, orthogonal_updates, coord_verdict,
+                           schedules, least_squares (see ``editable``: no classes; reached
+                           through the module, so an edit is what the next cell runs)
+  models, optimizers    -> the objects the course is about (pure torch)
   experiments           -> the course protocols, returning numpy result objects
   plotting              -> figures from those results, save_figure
   coord_check           -> the coordinate check (``helpers.coord_check(...)``, the function;
                            import its other names with ``from helpers.coord_check import ...``)
+
+Imported inside IPython (a notebook), the package re-executes an edited student file before
+the next cell runs (``helpers.editable``; nothing to restart) and shows a stub, a failed
+self-check or a broken file by its message, without a traceback (``helpers.errors``).
 """
 
+import sys
+
+from helpers import editable
 from helpers.coord_check import coord_check
 from helpers.data import load_mnist
 from helpers.device import get_device, seed_everything, to_numpy
+
+
+def _in_a_notebook() -> None:
+    """Inside IPython: re-execute edited student files before each cell, and show a stub, a failed
+    check or a broken file by its message (``helpers.errors``)."""
+    shell = sys.modules.get("IPython")  # only where IPython is already running: never imported here for nothing
+    shell = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
+    if shell is not None:
+        from helpers.errors import show_short_errors
+
+        editable.watch(shell)
+        show_short_errors(shell)
+
+
+_in_a_notebook()
 
 __all__ = ["get_device", "seed_everything", "to_numpy", "load_mnist", "coord_check"]

@@ -41,7 +41,9 @@ from torch.optim.adam import adam
 
 from helpers.device import to_numpy
 from helpers.models import MLP
-from helpers.optimizers import ADAM_EPS, QUINTIC, MuonAdam, SimpleAdam, muon_shape_scale, newton_schulz
+from helpers import orthogonal_updates
+from helpers.optimizers import ADAM_EPS, MuonAdam, SimpleAdam
+from helpers.orthogonal_updates import QUINTIC
 
 # With the step count this large, beta**t underflows to 0, so Adam's bias correction
 # 1 - beta**t is exactly 1: bias_correction=False without a second code path.
@@ -120,7 +122,7 @@ def batched_newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=QUINTIC)
     to every matrix of a stack [N, rows, cols]: through ``torch.func.vmap`` (batched matrix
     products), or one matrix at a time when that function cannot be vmapped."""
     def one(X):
-        return newton_schulz(X, steps=steps, coefficients=coefficients)
+        return orthogonal_updates.newton_schulz(X, steps=steps, coefficients=coefficients)
 
     try:
         return torch.func.vmap(one)(G)
@@ -147,7 +149,7 @@ class StackedMuon:
         for p, m, g, rate in zip(self.params, self.momenta, grads, self.rates):
             m.lerp_(g, 1 - mu)
             direction = g.lerp(m, mu) if self.group["nesterov"] else m
-            scale = muon_shape_scale(p.shape[1], p.shape[2], self.group["scale"])
+            scale = orthogonal_updates.muon_shape_scale(p.shape[1], p.shape[2], self.group["scale"])
             p.addcmul_(batched_newton_schulz(direction, self.group["ns_steps"]) * scale, rate, value=-1)
 
 

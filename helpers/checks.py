@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from helpers.editable import EditedFileError
 from helpers.models import MLP
 
 
@@ -80,7 +81,7 @@ def _call(report: _Report, what: str, fn, *args, **kwargs):
     error is printed with its traceback and becomes a finding."""
     try:
         return fn(*args, **kwargs), True
-    except NotImplementedError:
+    except (NotImplementedError, EditedFileError):  # a stub, or a file that does not load: the student's next step
         raise
     except _OutsideTheCheck as error:
         report.fail(f"{what}: {error}", "a number per layer that depends on its shape only", str(error))
@@ -429,14 +430,14 @@ def _equal_singular_values_stand_in(m: torch.Tensor) -> torch.Tensor:
 
 @contextlib.contextmanager
 def _stand_in_for_orthogonalization():
-    from helpers import optimizers
+    from helpers import orthogonal_updates
 
-    original = optimizers.orthogonalize_svd
-    optimizers.orthogonalize_svd = _equal_singular_values_stand_in
+    original = orthogonal_updates.orthogonalize_svd
+    orthogonal_updates.orthogonalize_svd = _equal_singular_values_stand_in
     try:
         yield
     finally:
-        optimizers.orthogonalize_svd = original
+        orthogonal_updates.orthogonalize_svd = original
 
 
 def _bonus_step(optimizer_class, shapes, lr, gradient_scale=3.0):
@@ -524,6 +525,56 @@ def check_newton_schulz(fn) -> bool:
             report.fail(f"polar factor differs from G's U V^T by {gap:.3g}", "< 1e-3",
                         "apply an odd polynomial of X (X, X X^T X, ...) so the singular vectors stay G's")
     return report.done("shape, singular values and singular vectors on a 64x256 and a 256x64 matrix")
+
+
+# Muon's factor for a tall, a wide and a square hidden weight (fan_out, fan_in): the expected value and what
+# classic mistakes give. Odd sizes, so that no expected number reads back as a formula; messages give ratios.
+_MUON_FACTORS = {
+    (37, 23): dict(spectral=(1.268344, dict(swapped=0.78843, no_root=1.608696)),
+                   keller=(1.268344, dict(swapped=1.0)),
+                   moonlight=(1.216553, dict(smaller_side=0.959166, without_constant=6.082763))),
+    (23, 37): dict(spectral=(0.78843, dict(swapped=1.268344, no_root=0.621622)),
+                   keller=(1.0, dict(no_floor=0.78843, swapped=1.268344)),
+                   moonlight=(1.216553, dict(smaller_side=0.959166, without_constant=6.082763))),
+    (29, 29): dict(spectral=(1.0, {}), keller=(1.0, {}),
+                   moonlight=(1.077033, dict(without_constant=5.385165))),
+}
+_MUON_HINTS = {
+    "swapped": "the factor of a tall weight came out where a wide one's belongs: a torch weight is stored "
+               "(fan_out, fan_in), and muon_shape_scale receives them in that order",
+    "no_root": "the factor grows as fast as the ratio of the two sizes: the RMS->RMS norm takes a square root "
+               "of that ratio",
+    "no_floor": "on a wide weight (fan_out < fan_in) Keller's factor differs from the spectral one: the lecture's "
+                "version never shrinks a wide matrix's step",
+    "smaller_side": "the moonlight factor of a non-square weight is too small: which side sets the entrywise "
+                    "RMS of a full-rank U V^T?",
+    "without_constant": "the moonlight factor is about 5x too large: the target entrywise RMS is 0.2, not 1",
+}
+
+
+def check_muon_shape_scale(fn) -> bool:
+    """``fn(fan_out, fan_in, scale)`` for the three scales on a tall, a wide and a square
+    weight (numbers per shape); a failure says by what ratio and on which shape it is off."""
+    report = _Report("check_muon_shape_scale")
+    for shape, scales in _MUON_FACTORS.items():
+        for scale, (expected, mistakes) in scales.items():
+            value, ok = _call(report, f"muon_shape_scale({shape[0]}, {shape[1]}, {scale!r})", fn, *shape, scale)
+            if not ok:
+                return report.done("")
+            got = _as_float(value)
+            if got is None:
+                report.fail(f"{scale} on a {shape} weight returned {type(value).__name__}", "a number",
+                            "return one float per call")
+                continue
+            if _close(got, expected):
+                continue
+            kind = "tall" if shape[0] > shape[1] else "wide" if shape[0] < shape[1] else "square"
+            ratio = got / expected
+            fallback = (f"the {scale} factor of a {kind} weight is {ratio:.3g} times the expected one "
+                        f"({'too large' if ratio > 1 else 'too small'})")
+            report.fail(f"{scale} on a {kind} {shape} weight: {ratio:.3g} x the expected factor", "1 x",
+                        _diagnose(got, mistakes, _MUON_HINTS, fallback))
+    return report.done("the three factors on a tall, a wide and a square weight")
 
 
 # ---------------------------------------------------------------- notebook 01 (part a)

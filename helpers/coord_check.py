@@ -34,39 +34,16 @@ from torch import nn
 
 from helpers.device import get_device, to_numpy
 from helpers.experiments import _sample_indices, _validation_set, resolve_data
+from helpers import coord_verdict
 from helpers.models import MLP
 
 BATCH_SIZE = 64
-FLAT_TOLERANCE = 0.1  # |slope| below this is flat whatever the seeds say (see slope_verdict)
-VERDICTS = ("flat", "growing", "shrinking")
+VERDICTS = coord_verdict.VERDICTS
 
 
 def course_mlp(width: int, depth: int = 3, mlp=MLP) -> nn.Module:
     """The course MLP (or ``ScaledMLP``, via ``mlp``) with ``depth`` hidden layers of ``width``."""
     return mlp(hidden_sizes=(width,) * depth)
-
-
-# ---------------------------------------------------------------- the student part: a verdict from slopes
-def slope_verdict(slopes, floor: float = FLAT_TOLERANCE) -> str:
-    """Does one layer's delta depend on the width? ``slopes`` holds that layer's
-    log-log slope (delta against width) at one step, one value per seed.
-
-    Return ``"flat"``, ``"growing"`` or ``"shrinking"``: decide on the mean over the
-    seeds, and call it flat unless the mean lies farther from 0 than the noise,
-    which is the seeds' spread (max - min) but never less than ``floor``.
-    """
-    ### BEGIN SOLUTION
-    slopes = np.asarray(slopes, dtype=float).ravel()
-    if slopes.size == 0 or not np.isfinite(slopes).all():
-        raise ValueError(f"slope_verdict needs finite slopes, one per seed; got {slopes!r}.")
-    mean = slopes.mean()
-    tolerance = max(floor, slopes.max() - slopes.min())
-    if mean > tolerance:
-        return "growing"
-    if mean < -tolerance:
-        return "shrinking"
-    return "flat"
-    ### END SOLUTION
 
 
 class VerdictCheckFailed(AssertionError):
@@ -102,7 +79,7 @@ def check_slope_verdict(verdict: Callable = None) -> bool:
     """Run ``verdict`` (default: ``slope_verdict``) on slopes whose answer is known;
     raise ``VerdictCheckFailed`` (an AssertionError) naming the first wrong case and
     the mistake it points to; return True when every case passes."""
-    verdict = verdict or slope_verdict
+    verdict = verdict or coord_verdict.slope_verdict
     for slopes, expected, hints, hint in _VERDICT_CASES:
         got = verdict(np.array(slopes))
         if got not in VERDICTS:
@@ -235,7 +212,7 @@ class CoordCheckResult:
         """``{layer: [verdict at step 1, ..., at the last step]}``: ``slope_verdict``
         (or ``verdict``) of the seeds' delta slopes; "unmoved" where a layer did not
         move at some width, so that no slope exists."""
-        verdict = verdict or slope_verdict
+        verdict = verdict or coord_verdict.slope_verdict
         slopes = self.slopes()
         return {layer: [verdict(slopes[:, t, k]) if np.isfinite(slopes[:, t, k]).all() else "unmoved"
                         for t in self.steps[1:]]

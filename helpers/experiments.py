@@ -22,7 +22,8 @@ from torch import nn
 from helpers.data import default_source, load_mnist
 from helpers.device import get_device, to_numpy
 from helpers.models import MLP
-from helpers.norms import entrywise_rms, frobenius_norm, rms, rms_to_rms_norm, spectral_norm
+from helpers import norms
+from helpers.norms import entrywise_rms, rms
 from helpers.optimizers import SimpleAdam, check_positive
 
 VALIDATION_SEED = 2025  # the 64 fixed "validation" training images of the course protocol
@@ -175,7 +176,7 @@ def train_one_step_matrices(
     ``norm_functions`` maps those four names to replacement functions
     (a student's own, for instance); missing names use ``helpers.norms``.
     """
-    functions = dict(frobenius=frobenius_norm, spectral=spectral_norm, rms_to_rms=rms_to_rms_norm,
+    functions = dict(frobenius=norms.frobenius_norm, spectral=norms.spectral_norm, rms_to_rms=norms.rms_to_rms_norm,
                      entrywise_rms=entrywise_rms)
     functions.update(norm_functions or {})
     device = get_device(device)
@@ -191,8 +192,8 @@ def train_one_step_matrices(
     opt.step()
 
     deltas = [w.detach() - o for w, o in zip(weights, old)]
-    norms = {name: np.array([float(fn(d)) for d in deltas]) for name, fn in functions.items()}
-    result = MatrixNormsResult(label, [tuple(d.shape) for d in deltas], **norms)
+    measured = {name: np.array([float(fn(d)) for d in deltas]) for name, fn in functions.items()}
+    result = MatrixNormsResult(label, [tuple(d.shape) for d in deltas], **measured)
     if plot:
         from helpers.plotting import plot_update_norms
 
@@ -495,8 +496,8 @@ def muon_lr_sweep(widths: Sequence[int], lrs: Sequence[float], *, scale: str = "
     (``adam_lr`` stays fixed on the input layer, readout and biases); ``hiddens(width)``
     gives the hidden sizes (default ``(width,) * 3``), so the hidden matrices need not be
     square. Batched over learning rates and seeds (``batched.StackedMuon``)."""
-    from helpers.optimizers import MuonAdam, muon_shape_scale
+    from helpers.optimizers import MuonAdam, _check_scale
 
-    muon_shape_scale(1, 1, scale)  # validates the name
+    _check_scale(scale)
     return lr_sweep(widths, lrs, functools.partial(MuonAdam, scale=scale, **muon_adam), steps=steps, seeds=seeds,
                     data=data, device=device, progress=progress, label=label or f"Muon ({scale})", hiddens=hiddens)

@@ -36,7 +36,9 @@ import numpy as np
 import torch
 
 from helpers.device import to_numpy
-from helpers.optimizers import adam_direction, check_positive, muon_shape_scale, newton_schulz
+from helpers import least_squares, orthogonal_updates
+from helpers.least_squares import loss
+from helpers.optimizers import adam_direction, check_positive
 
 FLOAT32_ULPS = 10  # a float32 run "at float precision": within this many roundings of W_ls per entry
 
@@ -106,18 +108,6 @@ def make_problem(n: int = 1000, d: int = 50, D: int = 20, *, noise: float = 0.1,
     return Problem(X, Y, W_star, W_ls, seed)
 
 
-def loss(W: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """``||Y - X W||_F^2`` (the squared Frobenius norm, summed over all entries)."""
-    return (Y - X @ W).square().sum()
-
-
-def gradient(W: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """The gradient of :func:`loss` with respect to W (notebook 11 derives it)."""
-    ### BEGIN SOLUTION
-    return 2 * X.T @ (X @ W - Y)
-    ### END SOLUTION
-
-
 OPTIMIZERS = ("SGD", "Adam", "Muon")
 MOMENTUM = 0.95  # SGD's and Muon's (Nesterov), so that the comparison isolates Muon's orthogonalisation
 
@@ -144,8 +134,8 @@ def _direction(name: str, state: dict, G: torch.Tensor) -> torch.Tensor:
         nesterov = G.lerp(state["buffer"].lerp_(G, 1 - MOMENTUM), MOMENTUM)
         fan_in, fan_out = G.shape[-2:]  # W is (d+1) x D = (fan_in, fan_out): the map x -> x @ W
         as_torch_layout = nesterov.transpose(-2, -1).reshape(-1, fan_out, fan_in)  # W^T: (fan_out, fan_in)
-        ortho = torch.vmap(newton_schulz)(as_torch_layout).reshape(*G.shape[:-2], fan_out, fan_in)
-        return ortho.transpose(-2, -1) * muon_shape_scale(fan_out, fan_in, "spectral")
+        ortho = torch.vmap(orthogonal_updates.newton_schulz)(as_torch_layout).reshape(*G.shape[:-2], fan_out, fan_in)
+        return ortho.transpose(-2, -1) * orthogonal_updates.muon_shape_scale(fan_out, fan_in, "spectral")
     raise ValueError(f"Unknown optimizer {name!r}; use one of {OPTIMIZERS}.")
 
 
@@ -219,13 +209,13 @@ def sweep(problems, optimizer: str, lrs, *, steps: int = 300, batch_size: int | 
                 index = torch.randint(0, len(X), (batch_size,), generator=generators[s])
                 X, Y = X[index], Y[index]
             side_by_side = W[s].permute(1, 0, 2).reshape(rows, L * D)  # [W_1 | W_2 | ...]
-            G = gradient(side_by_side, X, Y.repeat(1, L)) / rows_per_mean
+            G = least_squares.gradient(side_by_side, X, Y.repeat(1, L)) / rows_per_mean
             grads.append(G.reshape(rows, L, D).permute(1, 0, 2))
         grads = torch.stack(grads)
         if singular_values_every and step % singular_values_every == 0:
             sv_steps.append(step)
             grad_sv.append(torch.linalg.svdvals(grads[0, 0].double()))
-            ns_sv.append(torch.linalg.svdvals(newton_schulz(grads[0, 0]).double()))
+            ns_sv.append(torch.linalg.svdvals(orthogonal_updates.newton_schulz(grads[0, 0]).double()))
         direction = _direction(optimizer, state, grads)
         W = W - rate * (1 - step / steps if decay else 1.0) * direction
         if step == 0:

@@ -1,4 +1,5 @@
-"""The course MLP and its per-layer-multiplier twin (homework part d)."""
+"""The course MLP and its per-layer-multiplier twin (homework part d: the multipliers, the
+initial weights and the scaled layer output are ``helpers.mup_multipliers``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from helpers import mup_multipliers as multipliers_rule
 
 
 def _check_sizes(input_size: int, hidden_sizes: Sequence[int], num_classes: int) -> tuple[int, ...]:
@@ -60,23 +63,6 @@ class MLP(nn.Module):
         return self.layer_output(len(self.layers) - 1, x), activations[1:]
 
 
-def mup_multipliers(input_size: int, hidden_sizes: Sequence[int], input_mult: float = 10.0,
-                    output_mult: float = 1.0) -> tuple[float, ...]:
-    """One output multiplier ``c_l`` per layer, input layer first, readout last (part d).
-
-    Chosen so that plain SimpleAdam at a global learning rate ``lr`` on :class:`ScaledMLP`
-    moves the effective weights ``c_l * W_l`` as SimpleAdamMuP at ``lr`` moves the plain
-    MLP's weights (its ``input_mult`` included). The readout's multiplier is ``output_mult``:
-    notebook 04 asks which value makes whole training runs match."""
-    ### BEGIN SOLUTION
-    # Under Adam, multiplying a layer's output by c moves its effective weight c * W by c * lr * u:
-    # c acts as a learning-rate factor, so c_l is muP's factor, input_mult / fan_in for the input
-    # layer and 1 / fan_in for the hidden layers.
-    hidden_fan_ins = hidden_sizes[:-1]  # the readout's fan-in, hidden_sizes[-1], belongs to output_mult
-    return (input_mult / input_size, *(1.0 / f for f in hidden_fan_ins), float(output_mult))
-    ### END SOLUTION
-
-
 class ScaledMLP(MLP):
     """muP by changing the network instead of the optimizer (part d).
 
@@ -98,18 +84,13 @@ class ScaledMLP(MLP):
         for name, value in (("input_mult", input_mult), ("output_mult", output_mult)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-        self.multipliers = mup_multipliers(input_size, self.hidden_sizes, input_mult, output_mult)
+        self.multipliers = multipliers_rule.mup_multipliers(input_size, self.hidden_sizes, input_mult, output_mult)
         with torch.no_grad():
-            ### BEGIN SOLUTION
-            # The effective weight c_l * W_l must start at the plain MLP's weight: store W_init / c_l.
             for layer, multiplier in zip(self.layers, self.multipliers):
-                layer.weight.div_(multiplier)
-            ### END SOLUTION
+                layer.weight.copy_(multipliers_rule.initial_weight(layer.weight.clone(), multiplier))
 
     def layer_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        ### BEGIN SOLUTION
-        return self.multipliers[index] * self.layers[index](x)
-        ### END SOLUTION
+        return multipliers_rule.layer_output(self.multipliers[index], self.layers[index], x)
 
     def effective_weights(self) -> list[torch.Tensor]:
         """``c_l * W_l`` for every layer: the weights of the equivalent plain MLP."""

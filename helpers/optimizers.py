@@ -19,6 +19,9 @@ from numbers import Real
 import torch
 from torch.optim import Optimizer
 
+from helpers import mup_lr, orthogonal_updates
+from helpers.orthogonal_updates import MUON_SCALES
+
 ADAM_EPS = 1e-16
 ROLES = ("input", "hidden", "output", "bias")
 
@@ -205,51 +208,28 @@ class SimpleAdamMuP(SimpleAdam):
         self.roles = assign_roles(self.param_groups)
 
     def layer_lr(self, group: dict, p: torch.Tensor) -> float:
-        role = self.roles[id(p)]
-        fan_in = fan_out_fan_in(p)[1]
-        ### BEGIN SOLUTION
-        if role == "output":
-            return self.output_lr
-        if role == "bias":
-            return group["lr"] * self.bias_mult
-        if role == "input":
-            return group["lr"] * self.input_mult / fan_in
-        return group["lr"] / fan_in
-        ### END SOLUTION
-
-
-def orthogonalize_svd(m: torch.Tensor) -> torch.Tensor:
-    """``U V^T`` from the reduced SVD ``m = U diag(s) V^T``: every singular value
-    set to 1. Directions with singular value 0 (a batch of 64 gives a 256x256
-    gradient rank <= 64) get arbitrary orthonormal vectors, which Newton-Schulz
-    would instead leave at 0."""
-    ### BEGIN SOLUTION
-    source = m.cpu() if m.device.type == "mps" else m  # linalg.svd is not implemented on MPS
-    u, _, vh = torch.linalg.svd(source.float(), full_matrices=False)
-    return (u @ vh).to(device=m.device, dtype=m.dtype)
-    ### END SOLUTION
+        """``helpers.mup_lr.layer_lr`` (part c) for ``p``, looked up at every step."""
+        return mup_lr.layer_lr(self.roles[id(p)], tuple(p.shape), group["lr"], input_mult=self.input_mult,
+                               bias_mult=self.bias_mult, output_lr=self.output_lr)
 
 
 class SimpleShampoo(CourseOptimizer):
-    """Shampoo without accumulation: momentum ``m = lerp(m, g, 1-b1)``, then for
-    a weight matrix ``W <- W - lr * U V^T`` where ``m = U S V^T`` (the reduced SVD of
-    ``orthogonalize_svd``); a bias takes ``W <- W - lr * m``. ``U V^T`` has spectral
-    norm 1, so every layer's update has spectral norm exactly lr; it has
-    ``min(fan_out, fan_in)`` unit singular values, also where the momentum's are float
-    rounding of a zero (``helpers.orthogonalization.RankShampoo`` keeps only the
-    momentum's own directions, as Shampoo's ``L^{-1/4} m R^{-1/4}`` does)."""
+    """Shampoo without accumulation: momentum ``m = lerp(m, g, 1-b1)``; a weight matrix moves by
+    ``-lr * orthogonalize_svd(m) * shape_scale(p)`` (part e's direction, from
+    ``helpers.orthogonal_updates``), a bias by ``-lr * m``. ``helpers.orthogonalization.RankShampoo``
+    computes the direction as Shampoo's ``L^{-1/4} m R^{-1/4}`` does (notebook 06 compares them)."""
 
     def __init__(self, params, lr: float = 0.1, b1: float = 0.9):
         super().__init__(params, dict(lr=check_positive("lr", lr), b1=_check_beta("b1", b1)))
         _check_matrix_or_vector(type(self).__name__, [p for g in self.param_groups for p in g["params"]])
 
     def shape_scale(self, p: torch.Tensor) -> float:
-        """Factor applied to ``U V^T``; 1 here, the bonus's shape factor in ScaledSimpleShampoo."""
+        """Factor applied to the direction; 1 here, the bonus's shape factor in ScaledSimpleShampoo."""
         return 1.0
 
     def matrix_update(self, m: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """The update direction for a weight matrix with momentum ``m``."""
-        return orthogonalize_svd(m) * self.shape_scale(p)
+        return orthogonal_updates.orthogonalize_svd(m) * self.shape_scale(p)
 
     def update_parameter(self, p: torch.Tensor, group: dict) -> None:
         state = self.state[p]
@@ -263,75 +243,17 @@ class SimpleShampoo(CourseOptimizer):
 
 
 class ScaledSimpleShampoo(SimpleShampoo):
-    """Shampoo whose matrix update ``U V^T`` is multiplied by a shape factor chosen
-    so that every layer's update has RMS->RMS norm exactly lr, whatever its shape
-    (the bonus, notebook 06)."""
+    """SimpleShampoo whose matrix direction is multiplied by the bonus's shape factor
+    (``helpers.orthogonal_updates.shampoo_shape_scale``, notebook 06)."""
 
     def shape_scale(self, p: torch.Tensor) -> float:
-        ### BEGIN SOLUTION
-        fan_out, fan_in = fan_out_fan_in(p)
-        return math.sqrt(fan_out / fan_in)
-        ### END SOLUTION
+        """``helpers.orthogonal_updates.shampoo_shape_scale`` (the bonus) of ``p``'s shape."""
+        return orthogonal_updates.shampoo_shape_scale(*fan_out_fan_in(p))
 
 
-QUINTIC = (3.4445, -4.7750, 2.0315)  # Keller Jordan's Muon coefficients: fast, not convergent (f(1) != 1)
-CUBIC = (1.5, -0.5, 0.0)  # the classic Newton-Schulz iteration: slow, converges to exactly 1
-
-
-def newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=QUINTIC, eps: float = 1e-7, dtype=None):
-    """Approximate the orthogonal factor ``U V^T`` of ``G = U S V^T`` without an SVD.
-
-    ``X = G / ||G||_F`` puts every singular value in (0, 1]; then ``steps`` times
-    ``X <- a X + (b A + c A^2) X`` with ``A = X X^T``, i.e. ``X <- p(X)`` for the odd
-    polynomial ``p(s) = a s + b s^3 + c s^5``. An odd polynomial acts on the singular
-    values alone, ``p(U S V^T) = U p(S) V^T``, so the singular vectors stay those
-    of ``G`` while each singular value follows the scalar map ``s -> p(s)``.
-    ``A`` is formed on the short side (a tall matrix is transposed and back).
-    ``dtype`` (e.g. ``torch.bfloat16``) runs the iteration in lower precision.
-    """
-    if G.ndim != 2:
-        raise ValueError(f"newton_schulz needs a matrix, got shape {tuple(G.shape)}.")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}.")
-    a, b, c = coefficients
-    X = G.to(dtype or torch.float32)
-    tall = X.shape[0] > X.shape[1]
-    if tall:
-        X = X.T
-    ### BEGIN SOLUTION
-    X = X / (torch.linalg.matrix_norm(X, ord="fro") + eps)
-    for _ in range(steps):
-        A = X @ X.T
-        X = a * X + (b * A + c * (A @ A)) @ X
-    ### END SOLUTION
-    if tall:
-        X = X.T
-    return X.to(G.dtype)
-
-
-MUON_SCALES = ("spectral", "keller", "moonlight")
-
-
-def muon_shape_scale(fan_out: int, fan_in: int, scale: str) -> float:
-    """The factor Muon multiplies ``U V^T`` by (notebook 08).
-
-    * ``"spectral"``: the factor that gives every update RMS->RMS norm lr, whatever
-      its shape (steepest descent under the RMS->RMS norm; the bonus of notebook 06);
-    * ``"keller"``: the spectral factor, but never below 1 (Keller Jordan's Muon:
-      a wide matrix's step is not shrunk);
-    * ``"moonlight"``: ``0.2 * sqrt(max(fan_out, fan_in))``, which gives a full-rank
-      ``U V^T`` an entrywise RMS of 0.2, about that of an AdamW step, to reuse AdamW's lr.
-    """
-    ### BEGIN SOLUTION
-    # spectral: ||U V^T||_2 = 1 and ||A||_RMS->RMS = sqrt(fan_in / fan_out) ||A||_2
-    if scale == "spectral":
-        return math.sqrt(fan_out / fan_in)
-    if scale == "keller":
-        return math.sqrt(max(1.0, fan_out / fan_in))
-    if scale == "moonlight":
-        return 0.2 * math.sqrt(max(fan_out, fan_in))
-    ### END SOLUTION
-    raise ValueError(f"Unknown Muon scale {scale!r}; use one of {MUON_SCALES}.")
+def _check_scale(scale: str) -> None:
+    if scale not in MUON_SCALES:
+        raise ValueError(f"Unknown Muon scale {scale!r}; use one of {MUON_SCALES}.")
 
 
 def muon_update(state: dict, grad: torch.Tensor, group: dict) -> torch.Tensor:
@@ -341,7 +263,8 @@ def muon_update(state: dict, grad: torch.Tensor, group: dict) -> torch.Tensor:
     buffer = state["momentum"].lerp_(grad, 1 - group["momentum"])
     direction = grad.lerp(buffer, group["momentum"]) if group["nesterov"] else buffer
     fan_out, fan_in = grad.shape
-    return newton_schulz(direction, steps=group["ns_steps"]) * muon_shape_scale(fan_out, fan_in, group["scale"])
+    return (orthogonal_updates.newton_schulz(direction, steps=group["ns_steps"])
+            * orthogonal_updates.muon_shape_scale(fan_out, fan_in, group["scale"]))
 
 
 class Muon(CourseOptimizer):
@@ -352,7 +275,7 @@ class Muon(CourseOptimizer):
 
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
                  scale: str = "spectral"):
-        muon_shape_scale(1, 1, scale)  # validates the name
+        _check_scale(scale)
         defaults = dict(lr=check_positive("lr", lr), momentum=_check_beta("momentum", momentum),
                         nesterov=bool(nesterov), ns_steps=int(ns_steps), scale=scale)
         super().__init__(params, defaults)
@@ -392,7 +315,7 @@ class MuonAdam(CourseOptimizer):
 
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
                  scale: str = "spectral", adam_lr: float = 0.003, b1: float = 0.9, b2: float = 0.999):
-        muon_shape_scale(1, 1, scale)
+        _check_scale(scale)
         defaults = dict(lr=check_positive("lr", lr), momentum=_check_beta("momentum", momentum),
                         nesterov=bool(nesterov), ns_steps=int(ns_steps), scale=scale,
                         adam_lr=check_positive("adam_lr", adam_lr), b1=_check_beta("b1", b1), b2=_check_beta("b2", b2))

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from helpers.device import to_numpy
-from helpers.optimizers import ScaledSimpleShampoo, SimpleShampoo, newton_schulz
+from helpers import orthogonal_updates
+from helpers.optimizers import ScaledSimpleShampoo, SimpleShampoo
 
 # ---------------------------------------------------------------- the update on the gradient's rank (06)
 ROUNDING_RTOL = 1e-6  # float32 rounding puts spurious singular values near 1e-7 of the largest
@@ -190,7 +191,7 @@ def newton_schulz_trace(G: torch.Tensor, steps: int, coefficients, dtype=None, r
     initial = S / (torch.linalg.matrix_norm(G64) + eps)
     result = {"singular_values": [], "rounding_error": [], "polar_error": [], "outside": []}
     for k in range(steps + 1):
-        X = newton_schulz(G, steps=k, coefficients=coefficients, dtype=dtype).detach().double().cpu()
+        X = orthogonal_updates.newton_schulz(G, steps=k, coefficients=coefficients, dtype=dtype).detach().double().cpu()
         exact = (U * torch.as_tensor(iterate_map(coefficients, to_numpy(initial), k)[-1])) @ Vh
         outside = X - Ur @ (Ur.T @ X @ Vr.T) @ Vr
         result["singular_values"].append(torch.linalg.svdvals(X))
@@ -241,7 +242,7 @@ def time_orthogonalization(sizes, device, repeats: int = 5, steps: int = 5, seed
     for n in sizes:
         G = torch.randn(n, n, generator=torch.Generator().manual_seed(seed)).to(device)
         svd_device = G.cpu() if device.type == "mps" else G  # no linalg.svd on MPS
-        result["newton_schulz"].append(_timed(lambda: newton_schulz(G, steps=steps), device, repeats))
+        result["newton_schulz"].append(_timed(lambda: orthogonal_updates.newton_schulz(G, steps=steps), device, repeats))
 
         def svd_polar():
             U, _, Vh = torch.linalg.svd(svd_device, full_matrices=False)

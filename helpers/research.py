@@ -14,7 +14,8 @@ from helpers.device import to_numpy
 from helpers.experiments import _build, lr_sweep, train_model
 from helpers.models import MLP
 from helpers.optimizers import ADAM_EPS, EpsilonScheduledAdam, SimpleAdam
-from helpers.schedules import cosine_lr_factor, matching_epsilon, three_phase_epsilon
+from helpers import schedules
+from helpers.schedules import cosine_lr_factor, three_phase_epsilon
 
 # (zero_init, bias_correction) of the four cells of the ablation.
 ZI_BC_VARIANTS = {
@@ -172,7 +173,7 @@ def epsilon_equivalence(hiddens=(64, 64, 64), lr: float = 0.01, *, steps: int = 
     last_eps, zeros = [], []  # at the last step, per parameter in model order
 
     def eps_schedule(t, v_hat):
-        eps = matching_epsilon(factor(t), v_hat, ADAM_EPS)
+        eps = schedules.matching_epsilon(factor(t), v_hat, ADAM_EPS)
         if t == steps:
             last_eps.append(eps.flatten())
             zeros.append(int((v_hat == 0).sum()))

@@ -233,6 +233,11 @@ def _helper_text_outside_regions(path):
 
 @pytest.mark.parametrize("path, phrases", [
     ("models.py", ["1 / fan_in", "1/fan_in", "input_mult / fan_in", "W_init / c_l", "/ c_l"]),
+    ("mup_multipliers.py", ["1 / fan_in", "1/fan_in", "input_mult / fan_in", "W_init / c_l", "/ c_l", "/ multiplier"]),
+    ("mup_lr.py", ["/ fan_in", "input_mult / fan_in", "sqrt(fan_in)", "shape[1]"]),
+    ("orthogonal_updates.py", ["sqrt(fan_out / fan_in)", "max(1", "sqrt(max(", "full_matrices=False",
+                               "min(fan_out, fan_in)"]),
+    ("optimizers.py", ["sqrt(fan_out / fan_in)", "min(fan_out, fan_in)", "spectral norm exactly"]),
     ("norms.py", ["sqrt(fan_in / fan_out)", "sqrt(fan_in/fan_out)", "not an induced", "cannot explain"]),
 ])
 def test_helper_docstrings_give_no_answer_away(path, phrases):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from answer_patterns import find_answers
-from helpers import checks, norms, optimizers
+from helpers import checks, mup_lr, mup_multipliers, norms, orthogonal_updates
 from helpers.checks import CheckFailed
 from helpers.experiments import train_one_step
 from helpers.models import MLP, ScaledMLP
@@ -19,9 +19,8 @@ from helpers.optimizers import (
     SimpleAdam,
     SimpleAdamMuP,
     SimpleShampoo,
-    newton_schulz,
-    orthogonalize_svd,
 )
+from helpers.orthogonal_updates import muon_shape_scale, newton_schulz, orthogonalize_svd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -297,6 +296,7 @@ REFERENCES = [
     (checks.check_shampoo, SimpleShampoo),
     (checks.check_scaled_shampoo, ScaledSimpleShampoo),
     (checks.check_newton_schulz, newton_schulz),
+    (checks.check_muon_shape_scale, muon_shape_scale),
 ]
 
 # (check, wrong answer, phrase the failure message must contain: the measured mistake)
@@ -330,6 +330,16 @@ WRONG_ANSWERS = [
     (checks.check_newton_schulz, unnormalised_newton_schulz, "divide by the Frobenius norm"),
     (checks.check_newton_schulz, lambda G: newton_schulz(G, steps=1), "5 steps"),
     (checks.check_newton_schulz, lambda G: newton_schulz(G).T.contiguous(), "transpose"),
+    (checks.check_muon_shape_scale, lambda fo, fi, s: muon_shape_scale(fi, fo, s), "(fan_out, fan_in)"),
+    (checks.check_muon_shape_scale, lambda fo, fi, s: muon_shape_scale(fo, fi, "spectral" if s == "keller" else s),
+     "never shrinks a wide matrix's step"),
+    (checks.check_muon_shape_scale,
+     lambda fo, fi, s: 5 * muon_shape_scale(fo, fi, s) if s == "moonlight" else muon_shape_scale(fo, fi, s),
+     "not 1"),
+    (checks.check_muon_shape_scale,
+     lambda fo, fi, s: 0.2 * math.sqrt(min(fo, fi)) if s == "moonlight" else muon_shape_scale(fo, fi, s),
+     "which side"),
+    (checks.check_muon_shape_scale, lambda fo, fi, s: 2 * muon_shape_scale(fo, fi, s), "too large"),
 ]
 
 
@@ -373,25 +383,25 @@ def test_an_error_in_student_code_shows_its_traceback(capsys):
 @pytest.mark.parametrize("check, stubbed", [
     (checks.check_update_norms, lambda A: (_ for _ in ()).throw(NotImplementedError("frobenius_norm in "
                                                                                       "helpers/norms.py, part b"))),
-    (checks.check_mup_optimizer, "SimpleAdamMuP.layer_lr"),
-    (checks.check_scaled_mlp, "ScaledMLP.layer_output"),
+    (checks.check_mup_optimizer, "layer_lr"),
+    (checks.check_scaled_mlp, "layer_output"),
     (checks.check_shampoo, "orthogonalize_svd"),
-    (checks.check_scaled_shampoo, "ScaledSimpleShampoo.shape_scale"),
-], ids=["norms", "mup", "scaled_mlp", "shampoo", "scaled_shampoo"])
+    (checks.check_scaled_shampoo, "shampoo_shape_scale"),
+    (checks.check_muon_shape_scale, "muon_shape_scale"),
+], ids=["norms", "mup", "scaled_mlp", "shampoo", "scaled_shampoo", "muon_scale"])
 def test_an_unfinished_stub_stops_with_its_own_message(check, stubbed, monkeypatch):
     """The stub's NotImplementedError (which names file, function and part) goes through unchanged."""
     message = f"{stubbed} in helpers/..., used in NN (homework part x): replace this stub with your code"
-    targets = {"SimpleAdamMuP.layer_lr": SimpleAdamMuP, "ScaledMLP.layer_output": ScaledMLP,
-               "orthogonalize_svd": optimizers, "ScaledSimpleShampoo.shape_scale": ScaledSimpleShampoo}
+    targets = {"layer_lr": mup_lr, "layer_output": mup_multipliers, "orthogonalize_svd": orthogonal_updates,
+               "shampoo_shape_scale": orthogonal_updates, "muon_shape_scale": orthogonal_updates}
 
     def stub(*args, **kwargs):
         raise NotImplementedError(message)
 
     if isinstance(stubbed, str):
-        monkeypatch.setattr(targets[stubbed], stubbed.split(".")[-1], stub)
-        argument = {"SimpleAdamMuP.layer_lr": SimpleAdamMuP, "ScaledMLP.layer_output": ScaledMLP,
-                    "orthogonalize_svd": SimpleShampoo,
-                    "ScaledSimpleShampoo.shape_scale": ScaledSimpleShampoo}[stubbed]
+        monkeypatch.setattr(targets[stubbed], stubbed, stub)
+        argument = {"layer_lr": SimpleAdamMuP, "layer_output": ScaledMLP, "orthogonalize_svd": SimpleShampoo,
+                    "shampoo_shape_scale": ScaledSimpleShampoo, "muon_shape_scale": stub}[stubbed]
     else:
         argument, message = stubbed, "frobenius_norm in helpers/norms.py, part b"
     with pytest.raises(NotImplementedError) as error:
@@ -401,7 +411,7 @@ def test_an_unfinished_stub_stops_with_its_own_message(check, stubbed, monkeypat
 
 # ---------------------------------------------------------------- each part on its own
 def unfinished(*args, **kwargs):
-    raise NotImplementedError("SimpleAdamMuP.layer_lr in helpers/optimizers.py: replace this stub with your code")
+    raise NotImplementedError("layer_lr in helpers/mup_lr.py: replace this stub with your code")
 
 
 @pytest.mark.parametrize("part_c", [unfinished, SqrtDInMuP.layer_lr, SwappedSqrtProductMuP.layer_lr],
@@ -412,13 +422,13 @@ def test_a_correct_part_d_passes_whatever_part_c_is(part_c, monkeypatch):
 
 
 @pytest.mark.parametrize("part_e", [
-    lambda m: (_ for _ in ()).throw(NotImplementedError("orthogonalize_svd in helpers/optimizers.py")),
+    lambda m: (_ for _ in ()).throw(NotImplementedError("orthogonalize_svd in helpers/orthogonal_updates.py")),
     lambda m: m,  # a wrong orthogonalisation
 ], ids=["part e unfinished", "part e wrong"])
 def test_a_correct_bonus_passes_whatever_part_e_is(part_e, monkeypatch):
-    monkeypatch.setattr(optimizers, "orthogonalize_svd", part_e)
+    monkeypatch.setattr(orthogonal_updates, "orthogonalize_svd", part_e)
     assert checks.check_scaled_shampoo(ScaledSimpleShampoo) is True
-    assert optimizers.orthogonalize_svd is part_e  # the stand-in is removed afterwards
+    assert orthogonal_updates.orthogonalize_svd is part_e  # the stand-in is removed afterwards
 
 
 def test_checks_read_no_other_part():

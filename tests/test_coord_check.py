@@ -21,8 +21,8 @@ from helpers.coord_check import (
     course_mlp,
     describe_steps,
     hooked_layers,
-    slope_verdict,
 )
+from helpers.coord_verdict import slope_verdict
 from helpers.models import ScaledMLP
 from helpers.optimizers import MuonAdam, SimpleAdam, SimpleAdamMuP, SimpleShampoo, fan_out_fan_in
 

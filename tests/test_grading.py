@@ -110,7 +110,7 @@ def submissions(solutions):
     student_models = grader.release_module()
     release = solutions.parent / "release"
     student_models.build_student(ROOT, release)
-    shutil.copyfile(release / "helpers" / "models.py", stub / "helpers" / "models.py")
+    shutil.copyfile(release / "helpers" / "mup_multipliers.py", stub / "helpers" / "mup_multipliers.py")
     return folder
 
 
@@ -184,15 +184,17 @@ def test_a_part_is_the_submission_function_inside_the_instructor_module():
 
 
 def test_a_part_runs_with_the_release_helpers_and_only_the_references_its_tests_need(shared_grader, solutions):
-    files = {"helpers/optimizers.py": (solutions / "helpers" / "optimizers.py").read_bytes()}
+    ortho = "helpers/orthogonal_updates.py"
+    files = {ortho: (solutions / ortho).read_bytes()}
     stub = "raise NotImplementedError"
-    c_module, _ = shared_grader._module(parts.BY_NAME["c_mup_lr"], files)
-    assert stub not in submission.function_source(c_module, "SimpleAdamMuP.layer_lr")  # the submission's code
-    for other in ("orthogonalize_svd", "newton_schulz", "muon_shape_scale", "ScaledSimpleShampoo.shape_scale"):
-        assert stub in submission.function_source(c_module, other)  # other parts' answers are not there
+    e_module, _ = shared_grader._module(parts.BY_NAME["e_shampoo"], files)
+    assert stub not in submission.function_source(e_module, "orthogonalize_svd")  # the submission's code
+    for other in ("newton_schulz", "muon_shape_scale", "shampoo_shape_scale"):
+        assert stub in submission.function_source(e_module, other)  # other parts' answers are not there
     bonus_module, _ = shared_grader._module(parts.BY_NAME["bonus_shape_scale"], files)
     assert stub not in submission.function_source(bonus_module, "orthogonalize_svd")  # what its Shampoo step calls
-    assert stub in submission.function_source(bonus_module, "SimpleAdamMuP.layer_lr")
+    assert stub not in submission.function_source(bonus_module, "shampoo_shape_scale")
+    assert stub in submission.function_source(bonus_module, "newton_schulz")
 
 
 def test_a_folder_submission_is_never_read_through_a_symbolic_link(tmp_path):

@@ -9,15 +9,8 @@ import torch
 from helpers.experiments import train_with_lr
 from helpers.models import MLP
 from helpers.norms import spectral_norm
-from helpers.optimizers import (
-    CUBIC,
-    MUON_SCALES,
-    Muon,
-    MuonAdam,
-    muon_param_groups,
-    muon_shape_scale,
-    newton_schulz,
-)
+from helpers.optimizers import Muon, MuonAdam, muon_param_groups
+from helpers.orthogonal_updates import CUBIC, MUON_SCALES, muon_shape_scale, newton_schulz
 
 SHAPES = [(64, 256), (256, 64), (1024, 256)]
 BAND = (0.6, 1.25)

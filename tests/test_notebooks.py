@@ -130,7 +130,10 @@ def test_the_data_source_is_resolved_once_for_every_notebook(executed_notebooks,
     assert re.search(r"^data_source = \"(full|subset)\"$", injected_parameters(run), re.M), injected_parameters(run)
     stderr = "".join(o.get("text", "") for c in run.notebook.cells if c.cell_type == "code"
                      for o in c.outputs if o.output_type == "stream" and o.name == "stderr")
-    assert "Full MNIST unavailable" not in stderr and "Downloading" not in stderr
+    assert "full MNIST" not in stderr and "Downloading" not in stderr
+    stdout = "".join(o.get("text", "") for c in run.notebook.cells if c.cell_type == "code"
+                     for o in c.outputs if o.output_type == "stream" and o.name == "stdout")
+    assert "could not be downloaded" not in stdout and "not tried again" not in stdout
 
 
 @pytest.mark.last

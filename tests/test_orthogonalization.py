@@ -10,7 +10,8 @@ import torch
 
 from helpers import batched
 from helpers.experiments import muon_lr_sweep, train_with_lr
-from helpers.optimizers import QUINTIC, MuonAdam, newton_schulz, orthogonalize_svd
+from helpers.optimizers import MuonAdam
+from helpers.orthogonal_updates import QUINTIC, newton_schulz, orthogonalize_svd
 from helpers.orthogonalization import (
     RankShampoo,
     iterate_map,

@@ -104,8 +104,8 @@ def test_student_release_is_complete_and_clean(student):
                 assert cell.outputs == [] and cell.execution_count is None
             assert release.BEGIN not in cell.source and release.END not in cell.source
             assert release.SOLUTIONS_ONLY not in cell.metadata.get("tags", [])
-    stubbed = (out / "helpers" / "optimizers.py").read_text()
-    assert '        # YOUR CODE HERE\n        raise NotImplementedError("SimpleAdamMuP.layer_lr in helpers/optimizers.py, ' \
+    stubbed = (out / "helpers" / "mup_lr.py").read_text()
+    assert '    # YOUR CODE HERE\n    raise NotImplementedError("layer_lr in helpers/mup_lr.py, ' \
            'used in 03_mup_optimizer (homework part c)' in stubbed
     assert sum(len(blocks) for blocks in built.blocks.values()) >= 25
 

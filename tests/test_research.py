@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from helpers.experiments import train_model
-from helpers.linear_regression import Setting, SettingResult, Sweep, gradient, loss, make_problem, sweep
+from helpers.least_squares import gradient, loss
+from helpers.linear_regression import Setting, SettingResult, Sweep, make_problem, sweep
 from helpers.norms import rms_to_rms_norm
-from helpers.optimizers import ADAM_EPS, EpsilonScheduledAdam, Muon, SimpleAdam, newton_schulz
+from helpers.optimizers import ADAM_EPS, EpsilonScheduledAdam, Muon, SimpleAdam
+from helpers.orthogonal_updates import newton_schulz
 from helpers.research import epsilon_equivalence, parameters_distance
 from helpers.schedules import cosine_lr_factor, matching_epsilon, three_phase_epsilon
 
