@@ -2,7 +2,9 @@
 
 A submission is a folder or a ``.zip`` holding a copy of the student release (possibly one
 folder deeper). Only ``helpers/*.py`` and ``notebooks/*.ipynb`` are read, never through a
-symbolic link, each at most :data:`MAX_FILE` bytes; nothing is imported or executed here.
+symbolic link, each at most :data:`MAX_FILE` bytes; nothing is imported or executed here. That
+pattern and the limits are defined once, in ``helpers/handin.py``: the students' ``make handin``
+and ``hand_in()`` zip exactly what is read here.
 
 :func:`substitute` takes, by ``ast``, the functions and methods that hold a part's code from
 the submission's file and puts them in place of the same functions in the instructor's
@@ -15,19 +17,39 @@ does the same for a function written in a notebook cell.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import posixpath
 import re
 import stat
+import sys
 import textwrap
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MAX_FILE = 50 * 2**20
-MAX_TOTAL = 400 * 2**20
-WANTED = re.compile(r"(?:^|.*/)((?:helpers/[A-Za-z0-9_]+\.py)|(?:notebooks/[A-Za-z0-9_]+\.ipynb))$")
+
+def _handin():
+    """The course's ``helpers/handin.py`` (standard library only), loaded by path: the
+    ``helpers`` package itself is not imported."""
+    name = "_course_handin"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "helpers" / "handin.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
+HANDIN = _handin()
+MAX_FILE, MAX_TOTAL = HANDIN.MAX_FILE, HANDIN.MAX_TOTAL
+WANTED = re.compile(rf"(?:^|.*/)({HANDIN.GRADED_PATH.pattern})$")  # group 1: the path inside the release
 NOTEBOOK_PREAMBLE = "import math\n\nimport numpy as np\nimport torch\n\n"
 
 
