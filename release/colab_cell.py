@@ -1,43 +1,36 @@
-# Google Colab setup: run this cell first when the notebook is open in Colab; anywhere else it does nothing.
-# In Colab it fetches the course files into /content/mup-course (once per session), installs only the
-# packages Colab lacks, and makes `helpers` importable.
-RELEASE_URL = ""  # where the student release is published: a git URL, a .zip (URL or path) or a folder
+#@title Course setup for Google Colab (run it first there; elsewhere it does nothing) { display-mode: "form" }
+RELEASE_URL = ""  # where the course is published: git URL, .zip (URL or path), folder; "": My Drive/mup-course.zip
 
 
-def _colab_setup(release, folder="mup-course"):
+def _course_setup(release, folder="drive/MyDrive/mup-course"):
     try:
-        import google.colab  # noqa: F401  (importable in Colab only)
+        from google.colab import drive
     except ImportError:
-        return
-    import importlib.util, os, shutil, subprocess, sys, tempfile, urllib.request, zipfile  # noqa: E401
-    release = os.environ.get("COURSE_RELEASE_URL") or release
-    root = os.path.abspath(folder)
-    if not os.path.isfile(os.path.join(root, "helpers", "__init__.py")):
-        if not release:
-            raise RuntimeError("RELEASE_URL in this cell is empty: ask your instructor where the course files are.")
-        if os.path.isdir(release):
-            shutil.copytree(release, root, dirs_exist_ok=True)
-        elif release.endswith(".zip"):
-            with tempfile.TemporaryDirectory() as tmp:
-                archive = release if os.path.isfile(release) else urllib.request.urlretrieve(release)[0]
-                zipfile.ZipFile(archive).extractall(tmp)
-                top = [os.path.join(tmp, name) for name in os.listdir(tmp)]
-                shutil.copytree(top[0] if len(top) == 1 and os.path.isdir(top[0]) else tmp, root, dirs_exist_ok=True)
+        return  # not in Colab
+    import glob, os, runpy, shutil, subprocess, tempfile, urllib.request, zipfile  # noqa: E401, I001
+    content = os.environ.get("COURSE_COLAB_CONTENT", "/content")  # the runtime's disk, lost when it is recycled
+    course = os.path.join(content, folder)  # in Google Drive: the same folder for every notebook and session
+    if not os.path.isdir(os.path.join(content, "drive", "MyDrive")):
+        drive.mount(os.path.join(content, "drive"))
+    if not os.path.isfile(os.path.join(course, "helpers", "colab.py")):  # the first time: fetch the course files
+        release, source = os.environ.get("COURSE_RELEASE_URL") or release or course + ".zip", tempfile.mkdtemp()
+        if release.endswith(".zip"):
+            if "://" not in release and not os.path.isfile(release):
+                raise FileNotFoundError(f"{release} not found: upload the course zip you were given to My Drive "
+                                        "as mup-course.zip (README, Google Colab), then run this cell again")
+            archive = urllib.request.urlretrieve(release)[0] if "://" in release else release
+            zipfile.ZipFile(archive).extractall(source)
+        elif os.path.isdir(release):
+            source = release
         else:
-            env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-            subprocess.run(["git", "clone", "--quiet", "--depth", "1", release, root], check=True, env=env)
-    missing = []  # pinned packages of the release that Colab does not have (the Jupyter server it has)
-    for line in open(os.path.join(root, "requirements.txt")):
-        requirement = line.split("#")[0].strip()
-        name = requirement.split("==")[0].strip()
-        if name and name not in ("jupyterlab", "ipykernel") and importlib.util.find_spec(name) is None:
-            missing.append(requirement)
-    if missing:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    print(f"Colab setup: course files in {root}" + (f"; installed {', '.join(missing)}" if missing else ""))
+            subprocess.run(["git", "clone", "-q", "--depth", "1", release, source], check=True,
+                           env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})  # a private repository fails, not hangs
+        top = (glob.glob(f"{source}/helpers/colab.py") + glob.glob(f"{source}/*/helpers/colab.py"))[0]
+        shutil.copytree(os.path.dirname(os.path.dirname(top)), course, dirs_exist_ok=True,  # never replaces a file:
+                        ignore=shutil.ignore_patterns(".git"),
+                        copy_function=lambda src, dst: os.path.exists(dst) or shutil.copy2(src, dst))
+    runpy.run_path(os.path.join(course, "helpers", "colab.py"))["setup"](course)  # packages, sys.path, folder
 
 
-_colab_setup(RELEASE_URL)
-del _colab_setup, RELEASE_URL
+_course_setup(RELEASE_URL)
+del _course_setup, RELEASE_URL

@@ -44,6 +44,7 @@ SOLUTIONS_ONLY = "solutions-only"  # cell tag: the cell is left out of the stude
 NBVAL_MARK = "# NBVAL_CHECK_OUTPUT"  # the instructor's test marker: left out of the student release
 # Packages of requirements.txt that only the instructor's tooling (tests, headless runs, HTML export) needs.
 INSTRUCTOR_PACKAGES = {"nbval", "papermill", "pytest", "nbconvert", "nbformat"}
+COLAB_SETUP = "colab-setup"  # cell tag of the Colab setup cell (scripts/sync_colab_cell.py): not in the HTML export
 
 
 class ReleaseError(ValueError):
@@ -260,6 +261,20 @@ def _render_readme(template: str, table: str, requirements: str) -> str:
     return template.replace("@@NOTEBOOKS@@", table).replace("@@TORCH_VERSION@@", torch_version)
 
 
+def _check_colab_cells(source: Path, notebooks: dict[str, object]) -> None:
+    """The release's Colab setup cells must be the text of ``release/colab_cell.py`` (the one place
+    that says where the release is published): a notebook not brought in step stops the build."""
+    cell_file = source / "release" / "colab_cell.py"
+    if not cell_file.exists():
+        return
+    text = cell_file.read_text().rstrip("\n")
+    stale = [f"notebooks/{name}.ipynb" for name, notebook in notebooks.items()
+             if any(COLAB_SETUP in c.metadata.get("tags", []) and c.source != text for c in notebook.cells)]
+    if stale:
+        raise ReleaseError(f"the Colab setup cell of {', '.join(stale)} differs from release/colab_cell.py: "
+                           "run scripts/sync_colab_cell.py first")
+
+
 def build_student(source: Path = ROOT, out: Path = ROOT / "build" / "student") -> Release:
     """Write the student release of ``source`` into ``out`` (replacing it)."""
     release = Release()
@@ -267,6 +282,7 @@ def build_student(source: Path = ROOT, out: Path = ROOT / "build" / "student") -
         shutil.rmtree(out)
     (out / "notebooks").mkdir(parents=True)
     notebooks = {p.stem: nbformat.read(p, as_version=4) for p in sorted((source / "notebooks").glob("*.ipynb"))}
+    _check_colab_cells(source, notebooks)
     table = _notebook_table(notebooks)
     for name, notebook in notebooks.items():
         relative = f"notebooks/{name}.ipynb"
@@ -367,10 +383,12 @@ def strip_notebook_markers(notebook):
 
 
 def export_html(executed_path: Path, html_path: Path) -> Path:
-    """HTML of an executed notebook, solution markers removed (the file itself is not changed)."""
+    """HTML of an executed notebook, solution markers removed and without the Colab setup cell
+    (a page to read, not to run; the file itself is not changed)."""
     from nbconvert import HTMLExporter
 
     notebook = strip_notebook_markers(nbformat.read(executed_path, as_version=4))
+    notebook.cells = [c for c in notebook.cells if COLAB_SETUP not in c.metadata.get("tags", [])]
     html, _ = HTMLExporter().from_notebook_node(notebook)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(html)

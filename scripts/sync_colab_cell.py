@@ -1,12 +1,14 @@
-"""Insert or update the Google Colab setup cell as the first cell of every notebook.
+"""Insert or update the Google Colab setup cell in every notebook: right after the title.
 
     python scripts/sync_colab_cell.py [NOTEBOOK ...]   (default: every notebook in notebooks/)
     python scripts/sync_colab_cell.py --check          (exit 1 if a notebook is not in step)
 
-The cell's text is ``release/colab_cell.py``, the one place that says where the student
-release is published (``RELEASE_URL``); every notebook gets the same text, tagged
-``colab-setup``. Running it again changes nothing: a notebook whose cell is already in
-step is not rewritten.
+This script is the one source of the cell's place and form; its text is ``release/colab_cell.py``,
+the one place that says where the student release is published (``RELEASE_URL``). Every
+notebook gets the same cell, tagged ``colab-setup``, right after its first markdown cell (the
+title and introduction) and before any other code; it is collapsed: Colab's ``#@title`` form
+(metadata ``cellView: "form"``) and JupyterLab's hidden source (``jupyter.source_hidden``).
+Running it again changes nothing: a notebook whose cell is already in step is not rewritten.
 """
 
 from __future__ import annotations
@@ -20,24 +22,46 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 CELL_FILE = ROOT / "release" / "colab_cell.py"
 TAG = "colab-setup"
+# Collapsed where the notebook is opened: Colab shows the #@title form, JupyterLab hides the source.
+METADATA = {"tags": [TAG], "cellView": "form", "jupyter": {"source_hidden": True}}
 
 
 def colab_cell(text: str | None = None):
     source = (text if text is not None else CELL_FILE.read_text()).rstrip("\n")
-    cell = nbformat.v4.new_code_cell(source, metadata={"tags": [TAG]})
+    if not source.startswith("#@title "):
+        raise ValueError(f"{CELL_FILE.name} must start with a '#@title ...' line (Colab's collapsed form)")
+    cell = nbformat.v4.new_code_cell(source, metadata=nbformat.from_dict(METADATA))
     cell.id = TAG
     return cell
 
 
+def is_setup_cell(cell) -> bool:
+    return TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def position(cells) -> int:
+    """Where the cell goes among ``cells`` (the notebook without it): after the first markdown
+    cell, or first if no markdown cell comes before the first code cell."""
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "markdown":
+            return index + 1
+        if cell.cell_type == "code":
+            return 0
+    return 0
+
+
 def synced(notebook, cell) -> bool:
-    """Put ``cell`` first and remove any other copy; True if the notebook changed."""
-    others = [c for c in notebook.cells if TAG not in c.get("metadata", {}).get("tags", [])]
-    current = notebook.cells[0] if notebook.cells else None
-    in_step = (current is not None and current.cell_type == "code" and current.source == cell.source
-               and current.metadata.get("tags") == [TAG] and len(others) == len(notebook.cells) - 1)
+    """Put ``cell`` in its place and remove any other copy; True if the notebook changed."""
+    others = [c for c in notebook.cells if not is_setup_cell(c)]
+    where = position(others)
+    placed = others[:where] + [cell] + others[where:]
+    current = notebook.cells
+    in_step = len(current) == len(placed) and all(
+        a is b or (a.cell_type == b.cell_type and a.source == b.source and a.metadata == b.metadata)
+        for a, b in zip(current, placed, strict=True))
     if in_step:
         return False
-    notebook.cells = [cell] + others
+    notebook.cells = placed
     return True
 
 

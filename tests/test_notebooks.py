@@ -45,7 +45,7 @@ def test_every_homework_notebook_is_there():
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
 def test_parameters_cell_comes_first_and_reads_the_environment(path):
     notebook = read(path)
-    # The Colab setup cell (scripts/sync_colab_cell.py) comes before everything and does nothing elsewhere.
+    # The Colab setup cell (scripts/sync_colab_cell.py) comes right after the title and does nothing outside Colab.
     code_cells = [c for c in notebook.cells if c.cell_type == "code" and "colab-setup" not in c.metadata.get("tags", [])]
     first = code_cells[0]
     assert "parameters" in first.metadata.get("tags", []), "the first code cell must be tagged 'parameters'"

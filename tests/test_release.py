@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import types
 import zipfile
 from pathlib import Path
 
@@ -21,7 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import release  # noqa: E402
-import sync_colab_cell  # noqa: E402
 
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".yml", ".cfg", ".toml", ""}
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -298,141 +296,7 @@ def test_student_notebook_runs_to_its_first_stub_with_the_release_kernel(standal
     assert expected in error.splitlines()[0], error
 
 
-# ---------------------------------------------------------------- Colab
-COLAB_CELL = (ROOT / "release" / "colab_cell.py").read_text()
-
-
-@pytest.fixture
-def fake_colab(monkeypatch):
-    """``google.colab`` importable, as in Colab."""
-    google = types.ModuleType("google")
-    google.__path__ = []
-    colab = types.ModuleType("google.colab")
-    google.colab = colab
-    monkeypatch.setitem(sys.modules, "google", google)
-    monkeypatch.setitem(sys.modules, "google.colab", colab)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-
-
-def run_cell(namespace=None):
-    namespace = {} if namespace is None else namespace
-    exec(compile(COLAB_CELL, "<colab cell>", "exec"), namespace)  # noqa: S102 - the cell, as Jupyter runs it
-    return namespace
-
-
-def test_outside_colab_the_cell_changes_nothing(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COURSE_RELEASE_URL", str(tmp_path / "nowhere"))
-    monkeypatch.setitem(sys.modules, "google.colab", None)  # import google.colab fails, as off Colab
-    path, modules = list(sys.path), set(sys.modules)
-    namespace = run_cell({"__name__": "__main__"})
-    assert set(namespace) == {"__name__", "__builtins__"}
-    assert sys.path == path and list(tmp_path.iterdir()) == [] and Path.cwd() == tmp_path
-    assert set(sys.modules) == modules
-
-
-def fake_release(folder: Path, requirements="numpy==2.4.6\njupyterlab==4.6.6\n") -> Path:
-    (folder / "helpers").mkdir(parents=True)
-    (folder / "helpers" / "__init__.py").write_text("")
-    (folder / "requirements.txt").write_text(requirements)
-    return folder
-
-
-@pytest.mark.parametrize("kind", ["folder", "zip", "git"])
-def test_in_colab_the_cell_fetches_the_release_once_and_puts_it_on_the_path(kind, tmp_path, monkeypatch, fake_colab):
-    source = fake_release(tmp_path / "published" / "mup-course-student")
-    if kind == "zip":
-        location = tmp_path / "release.zip"
-        with zipfile.ZipFile(location, "w") as archive:
-            for path in source.rglob("*"):
-                archive.write(path, path.relative_to(source.parent))
-    elif kind == "git":
-        if shutil.which("git") is None:
-            pytest.skip("git is not installed")
-        for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "r"]):
-            subprocess.run(["git", *command], cwd=source, check=True)
-        location = f"file://{source}"
-    else:
-        location = source
-    content = tmp_path / "content"
-    content.mkdir()
-    monkeypatch.chdir(content)
-    monkeypatch.setenv("COURSE_RELEASE_URL", str(location))
-    run_cell()
-    assert (content / "mup-course" / "helpers" / "__init__.py").exists()
-    assert sys.path[0] == str(content / "mup-course")
-    (content / "mup-course" / "helpers" / "mine.py").write_text("edited = True")
-    run_cell()  # a second run keeps the student's edits and the path as it is
-    assert (content / "mup-course" / "helpers" / "mine.py").exists() and sys.path.count(str(content / "mup-course")) == 1
-
-
-def test_in_colab_the_cell_installs_only_what_is_missing(tmp_path, monkeypatch, fake_colab, capsys):
-    fake_release(tmp_path / "release", "numpy==2.4.6\nsurely-not-installed-pkg==1.0  # comment\njupyterlab==4.6.6\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COURSE_RELEASE_URL", str(tmp_path / "release"))
-    calls = []
-    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: calls.append(command))
-    run_cell()
-    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", "surely-not-installed-pkg==1.0"]]
-    assert "installed surely-not-installed-pkg==1.0" in capsys.readouterr().out
-
-
-def test_the_colab_cell_is_the_same_first_cell_of_every_notebook():
-    first = [nbformat.read(p, as_version=4).cells[0] for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
-    assert all(c.cell_type == "code" and c.source == COLAB_CELL.rstrip("\n") for c in first)
-    assert all(c.metadata.get("tags") == [sync_colab_cell.TAG] for c in first)
-    assert sync_colab_cell.sync(sorted((ROOT / "notebooks").glob("*.ipynb")), check=True) == []
-
-
-def test_sync_colab_cell_is_idempotent(tmp_path):
-    paths = []
-    for path in NOTEBOOKS[:3]:
-        shutil.copyfile(path, tmp_path / path.name)
-        paths.append(tmp_path / path.name)
-    notebook = nbformat.read(paths[0], as_version=4)
-    notebook.cells = [c for c in notebook.cells if sync_colab_cell.TAG not in c.metadata.get("tags", [])]
-    notebook.cells.insert(2, sync_colab_cell.colab_cell("# an old version of the cell"))
-    nbformat.write(notebook, paths[0])
-    sync_colab_cell.sync(paths)
-    after = [p.read_bytes() for p in paths]
-    assert sync_colab_cell.sync(paths) == [] and [p.read_bytes() for p in paths] == after
-    for path in paths:
-        cells = nbformat.read(path, as_version=4).cells
-        assert cells[0].source == COLAB_CELL.rstrip("\n")
-        assert sum(sync_colab_cell.TAG in c.metadata.get("tags", []) for c in cells) == 1
-        parameters = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
-        assert parameters > 0
-
-
-def test_a_notebook_alone_in_simulated_colab_fetches_the_release_and_runs_to_its_first_stub(student, tmp_path):
-    """One notebook in an empty folder, a stub google.colab module on the kernel's path, the
-    release location pointing at a local copy: the first cell fetches the release, `helpers`
-    is imported from it, and the notebook stops at its first stub (part b's norms)."""
-    import papermill
-
-    out, _ = student
-    stub = tmp_path / "colab_stub"
-    (stub / "google" / "colab").mkdir(parents=True)
-    (stub / "google" / "colab" / "__init__.py").write_text("")
-    content = tmp_path / "content"
-    content.mkdir()
-    shutil.copyfile(out / "notebooks" / "02_update_norms.ipynb", content / "02_update_norms.ipynb")
-    saved = dict(os.environ)
-    os.environ.update(PYTHONPATH=str(stub), COURSE_RELEASE_URL=str(out), COURSE_DATA_SOURCE="subset",
-                      COURSE_DEVICE="cpu", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    try:
-        with pytest.raises(papermill.PapermillExecutionError) as error:
-            papermill.execute_notebook(str(content / "02_update_norms.ipynb"), str(tmp_path / "executed.ipynb"),
-                                       kernel_name="mup-course", cwd=str(content), progress_bar=False)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    assert error.value.ename == "NotImplementedError" and "02_update_norms (homework part b)" in error.value.evalue
-    assert str(content / "mup-course" / "helpers" / "norms.py") in "".join(error.value.traceback)
-    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
-    colab_cell = next(c for c in executed.cells if sync_colab_cell.TAG in c.metadata.get("tags", []))
-    printed = "".join(o.get("text", "") for o in colab_cell.outputs)
-    assert f"Colab setup: course files in {content / 'mup-course'}" in printed and "installed" not in printed
+# ---------------------------------------------------------------- Colab: tests/test_colab.py
 
 
 # ---------------------------------------------------------------- the solutions release
