@@ -104,7 +104,8 @@ def test_make_handin_names_every_unfinished_part_and_zips_only_the_graded_files(
     # -I -S: the standard library alone, as before make setup
     done = subprocess.run(["make", "--no-print-directory", "handin", f"PYTHON={sys.executable} -I -S"], cwd=student,
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and not done.stderr.replace("make: *** [Makefile", "").count("Traceback"), done.stderr
+    assert done.returncode == 0 and done.stderr == "", done.stderr  # partial work is handed in without an error
+    assert handin.main(["--root", str(student), "--out", str(student / "strict.zip"), "--strict"]) == 1
     printed = done.stdout
     files = zipped(student / "handin.zip")
     assert files == graded_on_disk(student)  # the same bytes, and nothing else:
@@ -182,7 +183,7 @@ def test_the_filled_in_release_lists_nothing_and_its_zip_gets_full_marks(shared_
     filled = fixtures.make(solutions, tmp_path / "filled", "filled")  # the reference code, the student's answers
     simulate_run(filled)
     out = tmp_path / "submissions" / "filled.zip"
-    assert handin.main(["--root", str(filled), "--out", str(out)]) == 0
+    assert handin.main(["--root", str(filled), "--out", str(out), "--strict"]) == 0
     printed = capsys.readouterr().out
     assert "Not finished" not in printed and printed.startswith("Everything is finished.")
     assert zipped(out) == graded_on_disk(filled) == submission.read_submission("filled", out).files
@@ -276,7 +277,7 @@ def test_a_helper_stub_is_named_by_its_function_and_line():
 # ---------------------------------------------------------------- (c) Colab
 def test_in_colab_the_one_liner_writes_the_same_zip_in_the_course_folder_and_downloads_it(student, tmp_path):
     reference = tmp_path / "reference.zip"
-    assert handin.main(["--root", str(student), "--out", str(reference)]) == 1
+    assert handin.main(["--root", str(student), "--out", str(reference), "--strict"]) == 1
     stub = tmp_path / "colab_stub" / "google" / "colab"
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("")
