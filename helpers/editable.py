@@ -53,11 +53,15 @@ def _broken(module, message: str):
     return __getattr__
 
 
+def _clear(module) -> None:
+    for name in [name for name in module.__dict__ if name not in _KEEP]:
+        del module.__dict__[name]
+
+
 def _execute(module, text: str) -> str | None:
     """Execute ``text`` as ``module``'s new source; return an error message, or None."""
     path = Path(module.__file__)
-    for name in [name for name in module.__dict__ if name not in _KEEP]:
-        del module.__dict__[name]
+    _clear(module)
     lines = text.splitlines(keepends=True)
     linecache.cache[str(path)] = (len(text), None, lines, str(path))  # inspect shows what runs (show_source)
     try:
@@ -73,6 +77,7 @@ def _execute(module, text: str) -> str | None:
         where = f"{_where(path)}, line {line}" if line else _where(path)
         message = (f"{where}: {type(error).__name__}: {getattr(error, 'msg', None) or error}. "
                    f"Fix the file and run the cell again (its functions cannot run until it loads).")
+        _clear(module)  # nothing a half-executed file defined may run
         module.__getattr__ = _broken(module, message)
         return message
     return None
