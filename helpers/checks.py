@@ -7,7 +7,11 @@ names the mistake the measurement looks like. An unfinished stub (``NotImplement
 is not caught. Any other error raised by the code under test is shown with its
 traceback, then reported as a failed check.
 
-Expected values are numbers measured once on fixed test shapes, not formulas. Each check
+Expected values are numbers measured once on fixed test shapes, not formulas. Where an
+expected number would give the rule away in one step (one division by a size of the small
+test shape), the message keeps it hidden and says how far off each layer is instead: the
+ratio measured / expected and its direction, or only the direction where the measurement is
+the unscaled value itself (the ratio would then be the rule, inverted). Each check
 looks at one part only: where the code under test calls another part (the bonus's shape
 factor sits on top of the Shampoo orthogonalisation), a stand-in replaces that part, so an
 unfinished or wrong part never fails the check of another one.
@@ -107,12 +111,27 @@ def _as_float(value) -> float | None:
         return None
 
 
-def _diagnose(value: float, mistakes: dict[str, float], hints: dict[str, str], fallback: str) -> str:
-    """The hint of the classic mistake whose value matches ``value``, else ``fallback``."""
+def _diagnose(value: float, mistakes: dict[str, float], hints: dict[str, str], fallback: str) -> tuple[str | None, str]:
+    """The classic mistake whose value matches ``value`` and its hint, else ``(None, fallback)``."""
     for key, mistaken in mistakes.items():
         if _close(value, mistaken):
-            return hints[key]
-    return fallback
+            return key, hints[key]
+    return None, fallback
+
+
+# Mistakes that leave a quantity unscaled (the global learning rate, no multiplier, no shape factor, the
+# spectral norm as it is): measured / expected is then the expected scale inverted, so it is not shown.
+_UNSCALED = {"global_lr", "no_multiplier", "one", "spectral_as_rms"}
+# What a message says in place of an expected value from which the rule would follow in one step.
+_HIDDEN = "not shown: the rule would follow from it in one step"
+
+
+def _how_far(got: float, expected: float, mistake: str | None, what: str) -> str:
+    """How ``got`` compares with ``expected`` without stating either: "0.5 times the expected step
+    (too small)", or only "more than expected" for an unscaled mistake."""
+    if mistake in _UNSCALED:
+        return f"{'more' if got > expected else 'less'} than expected"
+    return f"{got / expected:.3g} times the expected {what} ({'too large' if got > expected else 'too small'})"
 
 
 def _fixed_matrix(fan_out: int, fan_in: int) -> torch.Tensor:
@@ -180,11 +199,12 @@ def check_update_norms(fn) -> bool:
                 continue
             if _close(value, expected[name]):
                 continue
-            hint = fallback
-            if name == "rms_to_rms":
-                mistakes = {k: expected[k] for k in _NORM_HINTS}
-                hint = _diagnose(value, mistakes, _NORM_HINTS, fallback)
-            report.fail(f"{name} {value:.6g} for a matrix of shape {shape}", f"{expected[name]:.6g}", hint)
+            if name == "rms_to_rms":  # its expected value is the spectral norm times the answer's factor
+                mistake, hint = _diagnose(value, {k: expected[k] for k in _NORM_HINTS}, _NORM_HINTS, fallback)
+                report.fail(f"rms_to_rms for a matrix of shape {shape}: "
+                            f"{_how_far(value, expected[name], mistake, 'value')}", _HIDDEN, hint)
+                continue
+            report.fail(f"{name} {value:.6g} for a matrix of shape {shape}", f"{expected[name]:.6g}", fallback)
     return report.done("the three norms on a 12x48 and a 48x12 matrix")
 
 
@@ -226,6 +246,10 @@ _MUP_HINTS = {
 }
 
 
+_MUP_FALLBACK = ("no classic mistake gives this step: the layers listed are off by the ratios shown; compare them "
+                 "with how far one step moves a layer's output as its fan-in grows (notebook 01)")
+
+
 def _first_step_sizes(optimizer_class, model: MLP, lr: float) -> dict:
     """Mean |step| of every named parameter after one step with gradient entries of +-1:
     the learning rate each parameter actually got (Adam's first step is lr * sign(g))."""
@@ -254,9 +278,9 @@ def check_mup_optimizer(optimizer_class) -> bool:
             got = sizes[name]
             if _close(got, expected):
                 continue
-            fallback = f"the step is {got / expected:.3g} times the expected one"
-            report.fail(f"{label}: step {got:.6g} at lr {_MUP_LR:g}", f"{expected:.6g}",
-                        _diagnose(got, mistakes, _MUP_HINTS, fallback))
+            mistake, hint = _diagnose(got, mistakes, _MUP_HINTS, _MUP_FALLBACK)
+            report.fail(f"{label}: its step at lr {_MUP_LR:g} is {_how_far(got, expected, mistake, 'step')}",
+                        _HIDDEN, hint)
     if ok and not report.problems:
         deltas, ok = _call(report, "train_one_step", train_one_step, optimizer=optimizer_class, lr=_MUP_LR,
                            data=load_mnist("subset"), device="cpu", plot=False)
@@ -293,6 +317,10 @@ _SCALED_HINTS = {
     "no_multiplier": "this layer moves as with plain Adam: it has no multiplier",
     "sqrt_product": "the multiplier shrinks with fan-out too (as 1/sqrt(d_in*d_out) does)",
 }
+
+
+_SCALED_FALLBACK = ("no classic mistake gives this step: the layers listed are off by the ratios shown; under Adam "
+                    "a layer's multiplier scales its effective step (the question of notebook 04)")
 
 
 def _effective_weight(model, index: int, fan_in: int) -> torch.Tensor:
@@ -347,18 +375,20 @@ def check_scaled_mlp(model_class) -> bool:
     if ok:
         logit_gap, ratios, steps = result
         if logit_gap > 1e-4 or any(not _close(r, 1.0, 1e-4) for r in ratios):
-            report.fail(f"at init the logits differ from the plain MLP's by {logit_gap:.3g}; each layer's effective "
-                        f"weights (multiplier x stored) are {[float(f'{r:.4g}') for r in ratios]} times the plain "
-                        "MLP's",
+            # which layers, not the ratios: with the plain init stored, the ratios would be the multipliers
+            changed = [f"layer {i} ({'larger' if r > 1 else 'smaller'})" for i, r in enumerate(ratios)
+                       if not _close(r, 1.0, 1e-4)]
+            report.fail(f"at init the logits differ from the plain MLP's by {logit_gap:.3g}; the effective weights "
+                        f"(multiplier x stored) differ from the plain MLP's in {', '.join(changed) or 'no layer'}",
                         "the same logits and effective weights as the plain MLP built with the same seed",
                         "the forward pass changed at init: with its multipliers the network must still start as "
                         "the plain MLP")
         for (label, expected, mistakes), got in zip(_SCALED_STEPS.values(), steps):
             if _close(got, expected):
                 continue
-            fallback = f"the effective step is {got / expected:.3g} times the expected one"
-            report.fail(f"{label}: one Adam step at lr 1 moves its effective weights by {got:.6g}",
-                        f"{expected:.6g}", _diagnose(got, mistakes, _SCALED_HINTS, fallback))
+            mistake, hint = _diagnose(got, mistakes, _SCALED_HINTS, _SCALED_FALLBACK)
+            report.fail(f"{label}: one Adam step at lr 1 moves its effective weights by "
+                        f"{_how_far(got, expected, mistake, 'amount')}", _HIDDEN, hint)
     return report.done("the forward pass at init and the step of every layer under plain Adam")
 
 
@@ -415,6 +445,10 @@ _BONUS_HINTS = {
                          "norm",
     "swapped": "fan_in and fan_out are swapped in the factor: a torch Linear weight is stored (fan_out, fan_in)",
 }
+
+
+_BONUS_FALLBACK = ("no classic mistake gives this factor: the shapes listed are off by the ratios shown; the "
+                   "RMS->RMS norm of lr * U V^T depends on the shape (notebook 02)")
 
 
 def _equal_singular_values_stand_in(m: torch.Tensor) -> torch.Tensor:
@@ -486,11 +520,13 @@ def check_scaled_shampoo(optimizer_class) -> bool:
                 continue
             if _close(factor, expected):
                 continue
-            fallback = f"the factor is {factor / expected:.3g} times the expected one"
             if factor < 0:
-                fallback = "the update points along the gradient: the factor must be positive"
-            report.fail(f"shape {shape}: the update is {factor:.6g} * lr * U V^T", f"{expected:.6g} * lr * U V^T",
-                        _diagnose(factor, mistakes, _BONUS_HINTS, fallback))
+                report.fail(f"shape {shape}: the update points along the gradient", "against it",
+                            "the update points along the gradient: the factor must be positive")
+                continue
+            mistake, hint = _diagnose(factor, mistakes, _BONUS_HINTS, _BONUS_FALLBACK)
+            report.fail(f"shape {shape}: the factor on lr * U V^T is {_how_far(factor, expected, mistake, 'factor')}",
+                        _HIDDEN, hint)
     return report.done("the shape factor on five shapes")
 
 

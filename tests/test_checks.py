@@ -365,6 +365,74 @@ def test_classic_wrong_answer_fails_naming_the_mistake(check, wrong, phrase, cap
     assert "PASS" not in capsys.readouterr().out
 
 
+# Wrong answers that no hint names: the message falls back on the ratios alone.
+QuarterPowerMuP = hidden_rule("QuarterPowerMuP", lambda lr, fan_out, fan_in: lr / fan_in ** 0.75)
+
+
+class QuarterPowerShampoo(SimpleShampoo):
+    def shape_scale(self, p):
+        return (p.shape[0] / p.shape[1]) ** 0.25
+
+
+def one_step_values(check):
+    """The expected numbers of ``check`` from which its rule follows in one arithmetic step: each
+    expected value, the factor it applies (per unit learning rate, or on the spectral norm), and
+    their reciprocals (a ratio measured / expected is one when the measurement is unscaled)."""
+    if check is checks.check_update_norms:
+        values = [e["rms_to_rms"] for e in checks._NORM_CASES.values()]
+        values += [e["rms_to_rms"] / e["spectral"] for e in checks._NORM_CASES.values()]
+    elif check is checks.check_mup_optimizer:  # the readout's and the biases' rates are given (output_lr, bias_mult)
+        values = [e for label, e, _ in checks._MUP_STEPS.values() if label.startswith(("input", "hidden"))]
+        values += [v / checks._MUP_LR for v in values]
+    elif check is checks.check_scaled_mlp:
+        values = [e for _, e, _ in checks._SCALED_STEPS.values()]
+    elif check is checks.check_scaled_shampoo:
+        values = [e for e, _ in checks._BONUS_FACTORS.values()]
+    else:
+        return []
+    return values + [1 / v for v in values]
+
+
+def numbers_in(message):
+    """Every number a failure message states, leaving out the sizes that name a layer or a
+    notebook: shapes "(48, 12)", "12x48", "bias of length 12", "layer 1", "notebook 01"."""
+    named = re.sub(r"\(\d+, \d+\)|\d+x\d+|length \d+|layer \d+|notebook \d+", " ", message)
+    return [float(n) for n in re.findall(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", named)]
+
+
+@pytest.mark.parametrize("check, wrong", [(c, w) for c, w, _ in WRONG_ANSWERS]
+                         + [(checks.check_mup_optimizer, QuarterPowerMuP),
+                            (checks.check_scaled_shampoo, QuarterPowerShampoo)], ids=name_of)
+def test_no_failure_message_states_a_value_the_rule_follows_from(check, wrong, capsys):
+    """A failure says which layers are off, by what ratio and in which direction; it never states an
+    expected value (a step of 0.1667 for a (48, 12) layer at lr 2, a factor of 2 for a (64, 16)
+    layer) from which the rule is one division away."""
+    with pytest.raises(CheckFailed) as failure:
+        check(wrong)
+    message = str(failure.value)
+    capsys.readouterr()
+    leaks = [(n, v) for n in numbers_in(message) for v in one_step_values(check) if math.isclose(n, v, rel_tol=5e-3)]
+    assert not leaks, message
+
+
+@pytest.mark.parametrize("check, wrong", [(checks.check_mup_optimizer, QuarterPowerMuP),
+                                          (checks.check_scaled_shampoo, QuarterPowerShampoo)], ids=name_of)
+def test_a_mistake_no_hint_names_is_told_by_its_ratios(check, wrong):
+    with pytest.raises(CheckFailed) as failure:
+        check(wrong)
+    message = str(failure.value)
+    assert "no classic mistake" in message and "times the expected" in message and "too " in message, message
+
+
+def test_an_unscaled_answer_is_told_its_direction_not_its_ratio():
+    """With no per-layer rate, measured / expected would be the rule inverted: only the direction is said."""
+    with pytest.raises(CheckFailed) as failure:
+        checks.check_mup_optimizer(SimpleAdam)
+    message = str(failure.value)
+    assert "hidden layer (48, 12): its step at lr 2 is more than expected" in message
+    assert "times the expected" not in message
+
+
 def test_an_input_layer_error_is_not_blamed_on_its_size():
     with pytest.raises(CheckFailed) as failure:
         checks.check_mup_optimizer(InputSwappedMuP)

@@ -64,7 +64,8 @@ def student(tmp_path_factory):
 # ---------------------------------------------------------------- nothing gives an answer away
 def test_the_release_contains_no_answer_of_parts_b_to_d_and_the_bonus(student):
     """Every file of the release (notebooks with all their cells, helpers with the checks' hints,
-    README, Makefile, data notes) is searched for the answers in any spacing."""
+    README, Makefile, data notes) is searched for the answers in any spacing, and for the
+    conclusions the notebooks print (tests/answer_patterns.py)."""
     out, _ = student
     found = {}
     for path, text in release_texts(out):
