@@ -16,9 +16,10 @@ mini-batch learning rates are comparable), i.e. ``G = gradient(W, X_b, Y_b) / n`
 least-squares solution ``W_ls = argmin L`` (not W*, which the noise hides) is what every
 optimizer converges towards. Two exact identities keep the bookkeeping cheap:
 
-* with ``X = Q R`` (reduced QR), ``X^T (X W - Y) = R^T (R W - Q^T Y)``: the full-batch
-  gradient is ``gradient(W, R, Q^T Y)``, from d+1 rows instead of N;
-* since ``X^T (X W_ls - Y) = 0``, the excess loss is ``L(W) - L(W_ls) = ||R (W - W_ls)||_F^2``,
+* with ``X = Q R`` (reduced QR), ``X^T X = R^T R`` and ``X^T Y = R^T Q^T Y``: the full-batch
+  gradient, which depends on the data through these two products only, is
+  ``gradient(W, R, Q^T Y)``, from d+1 rows instead of N;
+* ``W_ls`` minimises ``L``, so the excess loss is ``L(W) - L(W_ls) = ||R (W - W_ls)||_F^2``,
   evaluated in float64 from the float32 weights (never negative, no cancellation).
 
 Columns of a multi-output regression are independent, so the runs of several learning

@@ -36,11 +36,8 @@ def numerical_rank(G: torch.Tensor, rtol: float = ROUNDING_RTOL) -> int:
 
 def polar_factor_on_rank(G: torch.Tensor, rtol: float = ROUNDING_RTOL) -> torch.Tensor:
     """``U_r V_r^T``: the SVD ``G = U S V^T`` (float64) kept on the r singular values
-    above ``rtol * s_max``, each of them set to 1, the rest to 0.
-
-    The reduced SVD's ``U V^T`` sets *every* singular value to 1, also those that are
-    float rounding of a zero (a gradient from a batch of B images has rank <= B): its
-    extra unit directions are arbitrary. ``U_r V_r^T`` leaves them out."""
+    above ``rtol * s_max``, each of them set to 1, the rest to 0 (notebook 06 compares it
+    with the reduced SVD's ``U V^T``)."""
     U, S, Vh = torch.linalg.svd(G.detach().double().cpu(), full_matrices=False)
     r = int((S > rtol * S[0]).sum()) if S[0] > 0 else 0
     return (U[:, :r] @ Vh[:r]).to(device=G.device, dtype=G.dtype)
