@@ -112,10 +112,13 @@ class Kernel:
             seen.append((message["header"]["msg_type"], str(message["content"])[:200]))
             hook(message)
 
-        reply = self.client.execute_interactive(code, output_hook=record, timeout=180)
+        # stop_on_error=False: a student runs one cell at a time; without it ipykernel 6 drops a request
+        # sent within moments of an error (status "aborted"), which no person clicking is fast enough to hit
+        reply = self.client.execute_interactive(code, output_hook=record, timeout=180, stop_on_error=False)
         out["seen"] = seen
         out["reply"] = reply["content"].get("status")
-        assert (reply["content"]["status"] == "error") == (out["error"] is not None), (code, out)
+        assert out["reply"] in ("ok", "error"), (code, out["reply"], seen)
+        assert (out["reply"] == "error") == (out["error"] is not None), (code, out)
         return out
 
     def close(self):
