@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from helpers.device import get_device, to_numpy
-from helpers.experiments import _sample_indices, _validation_set, resolve_data
+from helpers.experiments import _sample_indices, resolve_data, validation_set
 from helpers import coord_verdict
 from helpers.models import MLP
 
@@ -391,7 +391,7 @@ def coord_check(
     ``functools.partial(SimpleAdam, lr=1e-3)``) for ``steps`` steps at every width
     and seed, on the course protocol (the model built on the CPU under
     ``torch.manual_seed(seed)``, batches of 64 training images drawn by a generator
-    seeded with ``seed``), and record every layer's output on the 64 fixed
+    seeded with ``seed``), and record every layer's output on the 64 fixed held-out
     validation images at init and after every step. Returns a
     :class:`CoordCheckResult`.
 
@@ -417,7 +417,7 @@ def coord_check(
     data = resolve_data(data)
     device = get_device(device)
     label = label or _label(make_optimizer)
-    measure = _validation_set(data, device)
+    measure = validation_set(data, device)
     probe = _build_model(make_model, widths[0], seeds[0])
     layers = hooked_layers(probe.to(device), measure[0])  # fails early on a model it cannot hook
     if batched and _supports_batched(probe, make_optimizer):

@@ -26,8 +26,8 @@ from helpers import norms
 from helpers.norms import entrywise_rms, rms
 from helpers.optimizers import SimpleAdam, check_positive
 
-VALIDATION_SEED = 2025  # the 64 fixed "validation" training images of the course protocol
-VALIDATION_SIZE = 64
+VALIDATION_SEED = 2025  # which held-out images make the validation sample
+VALIDATION_SIZE = 64  # held-out images the validation loss is measured on, after every step of every run
 
 
 @functools.lru_cache(maxsize=None)
@@ -220,9 +220,14 @@ def norm_correlations(matrices: MatrixNormsResult, deltas: OneStepResult) -> dic
     return out
 
 
-def _validation_set(data, device):
-    (images, labels), _ = resolve_data(data)
-    index = _sample_indices(len(images), VALIDATION_SIZE, torch.Generator().manual_seed(VALIDATION_SEED))
+def validation_set(data, device):
+    """The validation sample: ``VALIDATION_SIZE`` fixed images (and labels) of the held-out
+    split, never seen in training, the same for every run. (The handout's starter code takes
+    its "validation" batch from the training images; see the erratum in notebook 05.)"""
+    _, (images, labels) = resolve_data(data)
+    if len(images) < VALIDATION_SIZE:
+        raise ValueError(f"the held-out split has {len(images)} images; the validation sample needs {VALIDATION_SIZE}.")
+    index = torch.randperm(len(images), generator=torch.Generator().manual_seed(VALIDATION_SEED))[:VALIDATION_SIZE]
     return images[index].to(device), labels[index].to(device)
 
 
@@ -242,7 +247,7 @@ def train_model(
     """Train ``steps`` steps on random batches (drawn from a generator seeded
     with ``seed``); return the model and the validation loss after every step.
 
-    As in the course, "validation" is 64 fixed training images (the same for
+    The validation loss is on :func:`validation_set`, fixed held-out images (the same for
     every run). ``lr_factor(t)``, if given, scales every group's learning rate at
     step t = 1, 2, ... (a schedule). A run that diverges gives NaN or inf; it never raises."""
     check_positive("lr", lr)
@@ -253,7 +258,7 @@ def train_model(
     opt = optimizer(model.parameters(), lr=lr)
     base_lrs = [group["lr"] for group in opt.param_groups]
     (images, labels), _ = resolve_data(data)
-    valid_images, valid_labels = _validation_set(data, device)
+    valid_images, valid_labels = validation_set(data, device)
     generator = torch.Generator().manual_seed(seed)
     losses = []
     for step in range(1, steps + 1):
@@ -398,7 +403,7 @@ def lr_sweep(
         mode = "one run at a time"
     bar = tqdm(total=losses.size, desc=f"LR sweep ({label}, {mode})", disable=not progress, leave=False)
     if mode.startswith("batched"):
-        valid = _validation_set(data, "cpu")
+        valid = validation_set(data, "cpu")
         for w, width in enumerate(widths):
             losses[:, w, :] = batched_sweep.sweep_width(
                 architecture(width), lrs, seeds, optimizer, steps=steps, batch_size=64, data=data[0], valid=valid,
