@@ -23,8 +23,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import release  # noqa: E402
 import sync_colab_cell  # noqa: E402
+
+import release  # noqa: E402
 
 CELL = (ROOT / "release" / "colab_cell.py").read_text()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
