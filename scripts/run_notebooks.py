@@ -9,11 +9,13 @@ executes every notebook exactly once per run through :func:`execute_all`).
   one download attempt) and passed to every notebook as its ``data_source``
   parameter, so no notebook tries the download again.
 * ``--jobs`` kernels run at once, each with ``cores // jobs`` threads (two torch
-  processes at full thread count on 2 cores slow each other 15-30x); the longest
-  notebooks start first.
-* On Linux every kernel is forked from one process that has imported torch and
-  matplotlib (``forked_kernels.KernelZygote``): ~2.5 s of CPU less per notebook than a
-  fresh kernel, with the same outputs (``COURSE_FORKED_KERNELS=0``: fresh kernels).
+  processes at full thread count on 2 cores slow each other 15-30x); the notebooks that
+  took longest in the last measured run (``<out>/run_times.json``) start first, a new
+  one before all.
+* Every cell has a time limit (``COURSE_CELL_TIMEOUT``, default :data:`CELL_TIMEOUT` s):
+  a hung cell fails its notebook, and the report names the notebook and shows the cell.
+* What a kernel process itself prints (its start-up warnings) goes to
+  ``<out>/<notebook>.kernel.log``, not into the terminal.
 * The kernels get a fixed environment: the inline matplotlib backend (an inherited
   ``MPLBACKEND=Agg`` would silently drop every figure), the thread counts, and the
   answer folder. Nothing else of the caller's matplotlib or thread settings leaks in.
@@ -39,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 KERNEL = "mup-course"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-# Full-size seconds on the 2-core CPU machine (make test, 2026-11-23), for scheduling only: longest
-# first; a notebook not listed here goes first, since it may be long.
-TYPICAL_SECONDS = {"08": 45, "09": 33, "05": 26, "12": 22, "11": 16, "10": 15, "07": 10, "06": 8, "00": 8,
-                   "04": 7, "03": 7, "02": 6, "01": 6}
+CELL_TIMEOUT = 300  # seconds; the longest cell takes about 30 s on a 2-core CPU
+TIMES_FILE = "run_times.json"
+# The last measured times (make bench writes them), for the order only when out_dir has none yet.
+MEASURED = ROOT / "benchmarks" / "notebook_seconds.json"
 
 
 @dataclass
@@ -75,17 +77,19 @@ def kernel_environment(threads: int, answers_dir: Path | None = None) -> dict[st
     return env
 
 
+def cell_timeout() -> int:
+    return int(os.environ.get("COURSE_CELL_TIMEOUT") or CELL_TIMEOUT)
+
+
 def run(notebook: Path, out_dir: Path, *, data_source: str, kernel: str = KERNEL, threads: int | None = None,
-        answers_dir: Path | None = None, jupyter_path: str | None = None, **parameters) -> float:
-    """Execute one notebook into ``out_dir`` (in this process); return the seconds it took.
-    A failing cell raises papermill's PapermillExecutionError. ``jupyter_path``: a folder
-    to search first for ``kernel`` (a forked kernel's spec)."""
+        answers_dir: Path | None = None, timeout: int | None = None, **parameters) -> float:
+    """Execute one notebook into ``out_dir`` (in this process) with a time limit per cell; return
+    the seconds it took. A failing cell raises papermill's PapermillExecutionError, a cell past
+    its limit nbclient's CellTimeoutError (with the cell's first lines)."""
     import papermill
 
     threads = threads or max(1, os.cpu_count() or 1)
     os.environ.update(kernel_environment(threads, answers_dir))  # the kernel inherits this process's environment
-    if jupyter_path and not os.environ.get("JUPYTER_PATH", "").startswith(jupyter_path):
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [jupyter_path, os.environ.get("JUPYTER_PATH")]))
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     papermill.execute_notebook(
@@ -95,16 +99,21 @@ def run(notebook: Path, out_dir: Path, *, data_source: str, kernel: str = KERNEL
         kernel_name=kernel,
         cwd=str(notebook.parent),
         progress_bar=False,
+        execution_timeout=timeout or cell_timeout(),
     )
     return time.perf_counter() - start
 
 
 def _run_in_worker(notebook: Path, out_dir: Path, data_source: str, kernel: str, threads: int,
-                   answers_dir: Path | None, jupyter_path: str | None, parameters: dict) -> Execution:
+                   answers_dir: Path | None, parameters: dict) -> Execution:
     start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = os.open(out_dir / f"{notebook.stem}.kernel.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 2)  # the kernel inherits this worker's stderr: its start-up warnings go to the log
+    os.close(log)
     try:
         run(notebook, out_dir, data_source=data_source, kernel=kernel, threads=threads, answers_dir=answers_dir,
-            jupyter_path=jupyter_path, **parameters)
+            **parameters)
         error = None
     except Exception as failure:  # noqa: BLE001 - reported per notebook, the others go on
         # A failing cell: the exception it raised, then the end of papermill's report.
@@ -113,21 +122,29 @@ def _run_in_worker(notebook: Path, out_dir: Path, data_source: str, kernel: str,
     return Execution(notebook.stem, out_dir / notebook.name, time.perf_counter() - start, error)
 
 
-def schedule(notebooks: list[Path]) -> list[Path]:
-    """Longest first, so that two slow notebooks never end up last on one worker."""
-    return sorted(notebooks, key=lambda p: -TYPICAL_SECONDS.get(p.name[:2], float("inf")))
+def measured_seconds(out_dir: Path) -> dict[str, float]:
+    """Each notebook's seconds in the last run written to ``out_dir``, else in the last
+    ``make bench`` (:data:`MEASURED`); empty when neither has them."""
+    for path in (out_dir / TIMES_FILE, MEASURED):
+        try:
+            return dict(json.loads(path.read_text())["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return {}
+
+
+def schedule(notebooks: list[Path], seconds: dict[str, float]) -> list[Path]:
+    """Longest first by the measured ``seconds`` ({"NN_name.ipynb": s}), so that two slow notebooks
+    never end up last on one worker; a notebook without a measurement first, since it may be long."""
+    return sorted(notebooks, key=lambda p: -seconds.get(p.name, float("inf")))
 
 
 def execute_all(notebooks: list[Path], out_dir: Path, *, jobs: int | None = None, data_source: str = "auto",
                 answers_dir: Path | None = None, kernel: str = KERNEL, progress=None,
                 **parameters) -> dict[str, Execution]:
     """Execute ``notebooks`` with ``jobs`` kernels at a time; return {name: Execution} in
-    the order given. The data source is resolved once, here. Each kernel is forked from a
-    process that has imported torch and matplotlib once (``forked_kernels``; saves ~2.5 s
-    of CPU per notebook), on Linux and unless ``COURSE_FORKED_KERNELS=0``."""
-    from contextlib import nullcontext
-
-    from forked_kernels import SUPPORTED, KernelZygote
+    the order given. The data source is resolved once, here; the measured times are added
+    to ``<out_dir>/run_times.json``."""
     from helpers.data import resolve_source
 
     jobs = jobs or default_jobs()
@@ -135,19 +152,23 @@ def execute_all(notebooks: list[Path], out_dir: Path, *, jobs: int | None = None
     threads = int(os.environ.get("COURSE_KERNEL_THREADS") or 0) or max(1, (os.cpu_count() or 1) // jobs)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
-    forked = SUPPORTED and os.environ.get("COURSE_FORKED_KERNELS", "1") != "0"
-    zygote_env = {**os.environ, **kernel_environment(threads, answers_dir)}  # what every kernel gets
-    with (KernelZygote(kernel, zygote_env) if forked else nullcontext()) as zygote, \
-            ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        source = resolve_source(data_source)  # while the zygote imports
-        name, path_first = (zygote.kernel_name, zygote.jupyter_path) if zygote else (kernel, None)
-        futures = {pool.submit(_run_in_worker, path, out_dir, source, name, threads, answers_dir, path_first,
-                               parameters): path for path in schedule(notebooks)}
+    seconds = measured_seconds(out_dir)
+    source = resolve_source(data_source)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_run_in_worker, path, out_dir, source, kernel, threads, answers_dir,
+                               parameters): path for path in schedule(notebooks, seconds)}
         for future in futures:
             execution = future.result()
             results[execution.name] = execution
             if progress:
                 progress(execution)
+    try:
+        previous = json.loads((out_dir / TIMES_FILE).read_text())
+    except (OSError, ValueError):
+        previous = {}
+    recorded = dict(previous.get("seconds", {}))  # this folder's own measurements, never the fallback's
+    recorded.update({f"{name}.ipynb": round(e.seconds, 1) for name, e in results.items() if e.error is None})
+    (out_dir / TIMES_FILE).write_text(json.dumps({**previous, "seconds": recorded}, indent=2))
     return {path.stem: results[path.stem] for path in notebooks}
 
 
@@ -172,7 +193,8 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - start
     times = {f"{name}.ipynb": round(e.seconds, 1) for name, e in results.items()}
     print(f"{'wall clock (all notebooks)':<40} {wall:6.1f} s ({sum(times.values()):.1f} s of notebook time)")
-    (args.out / "run_times.json").write_text(json.dumps({"seconds": times, "wall_s": round(wall, 1)}, indent=2))
+    recorded = json.loads((args.out / TIMES_FILE).read_text())
+    (args.out / TIMES_FILE).write_text(json.dumps({**recorded, "wall_s": round(wall, 1)}, indent=2))
     failed = [name for name, e in results.items() if e.error]
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

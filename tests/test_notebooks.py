@@ -149,18 +149,6 @@ def test_each_notebook_was_executed_once_in_this_test_run(executed_notebooks):
     assert set(starts) <= ran, f"executed outside the session fixture: {set(starts) - ran}"
 
 
-def test_the_longest_notebooks_start_first_and_a_new_one_before_all():
-    """Two kernels at a time finish together only when the long notebooks do not start last: every
-    numbered notebook has a typical time, and one without (a notebook just added) starts first."""
-    import run_notebooks
-
-    assert {p.name[:2] for p in notebook_paths()} <= set(run_notebooks.TYPICAL_SECONDS)
-    order = run_notebooks.schedule(notebook_paths() + [NOTEBOOK_DIR / "13_new.ipynb"])
-    assert order[0].name == "13_new.ipynb"
-    seconds = [run_notebooks.TYPICAL_SECONDS[p.name[:2]] for p in order[1:]]
-    assert seconds == sorted(seconds, reverse=True) and order[1].name.startswith("08_")
-
-
 SOURCE_CITATION = re.compile(r"\b00[0-4]_[0-9a-f]{6,}|worked answer|student'?s attempt|research notes'?", re.I)
 
 
