@@ -19,16 +19,26 @@ self-check or a broken file by its message, without a traceback (``helpers.error
 import sys
 
 from helpers import editable
-from helpers.coord_check import coord_check
-from helpers.data import load_mnist
-from helpers.device import get_device, seed_everything, to_numpy
+
+
+def _shell():
+    """The running IPython shell, or None (IPython is never imported here for nothing)."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+
+
+if _shell() is not None:  # before the imports below, which reach the student's files
+    editable.install_loader()
+
+from helpers.coord_check import coord_check  # noqa: E402
+from helpers.data import load_mnist  # noqa: E402
+from helpers.device import get_device, seed_everything, to_numpy  # noqa: E402
 
 
 def _in_a_notebook() -> None:
     """Inside IPython: re-execute edited student files before each cell, and show a stub, a failed
     check or a broken file by its message (``helpers.errors``)."""
-    shell = sys.modules.get("IPython")  # only where IPython is already running: never imported here for nothing
-    shell = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
+    shell = _shell()
     if shell is not None:
         from helpers.errors import show_short_errors
 

@@ -43,7 +43,6 @@ from helpers.device import to_numpy
 from helpers.models import MLP
 from helpers import orthogonal_updates
 from helpers.optimizers import ADAM_EPS, MuonAdam, SimpleAdam
-from helpers.orthogonal_updates import QUINTIC
 
 # With the step count this large, beta**t underflows to 0, so Adam's bias correction
 # 1 - beta**t is exactly 1: bias_correction=False without a second code path.
@@ -117,10 +116,14 @@ class StackedAdam:
             torch.addcmul(p0, rate, direction, out=p)
 
 
-def batched_newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=QUINTIC) -> torch.Tensor:
-    """``optimizers.newton_schulz`` (the course function, the student's in the release) applied
-    to every matrix of a stack [N, rows, cols]: through ``torch.func.vmap`` (batched matrix
-    products), or one matrix at a time when that function cannot be vmapped."""
+def batched_newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=None) -> torch.Tensor:
+    """``orthogonal_updates.newton_schulz`` (the course function, the student's in the release)
+    applied to every matrix of a stack [N, rows, cols] (``coefficients=None``: its default, the
+    quintic): through ``torch.func.vmap`` (batched matrix products), or one matrix at a time when
+    that function cannot be vmapped."""
+    if coefficients is None:
+        coefficients = orthogonal_updates.QUINTIC
+
     def one(X):
         return orthogonal_updates.newton_schulz(X, steps=steps, coefficients=coefficients)
 

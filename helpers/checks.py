@@ -4,8 +4,9 @@ Each check runs a small experiment on the CPU in about a second. It returns True
 prints one ``PASS`` line, or raises :class:`CheckFailed` (an ``AssertionError``, so
 "Run All" stops there) carrying what was measured, what was expected and a hint that
 names the mistake the measurement looks like. An unfinished stub (``NotImplementedError``)
-is not caught. Any other error raised by the code under test is shown with its
-traceback, then reported as a failed check.
+and a helper file that does not load (``EditedFileError``) are not caught. Any other error
+raised by the code under test becomes a finding: its message and the lines of the course's
+and the student's code that led to it (no traceback through torch).
 
 Expected values are numbers measured once on fixed test shapes, not formulas. Where an
 expected number would give the rule away in one step (one division by a size of the small
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
+import sysconfig
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -75,14 +77,23 @@ class _OutsideTheCheck(Exception):
     """Raised by a stand-in when the code under test uses it in a way the check cannot judge."""
 
 
-def _show_traceback(error: BaseException) -> None:
-    frames = error.__traceback__.tb_next if error.__traceback__ is not None else None  # skip _call itself
-    print("".join(traceback.format_exception(type(error), error, frames)), end="", file=sys.stdout, flush=True)
+_LIBRARY = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
+
+
+def _where(error: BaseException, keep: int = 3) -> str:
+    """The last ``keep`` frames of ``error``'s traceback outside Python's and torch's own files and
+    this module: the lines of the course and the student's code that led to it, one per line."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not frame.filename.startswith(_LIBRARY) and Path(frame.filename).name != "checks.py"]
+    lines = [f"{Path(f.filename).parent.name}/{Path(f.filename).name}, line {f.lineno}, in {f.name}: {f.line}"
+             if Path(f.filename).parent.name == "helpers" else f"line {f.lineno}, in {f.name}: {f.line}"
+             for f in frames[-keep:]]
+    return "\n    ".join(lines)
 
 
 def _call(report: _Report, what: str, fn, *args, **kwargs):
     """Run the code under test. ``NotImplementedError`` (a stub) propagates; any other
-    error is printed with its traceback and becomes a finding."""
+    error becomes a finding that says where it happened (``_where``)."""
     try:
         return fn(*args, **kwargs), True
     except (NotImplementedError, EditedFileError):  # a stub, or a file that does not load: the student's next step
@@ -90,13 +101,14 @@ def _call(report: _Report, what: str, fn, *args, **kwargs):
     except _OutsideTheCheck as error:
         report.fail(f"{what}: {error}", "a number per layer that depends on its shape only", str(error))
     except Exception as error:  # noqa: BLE001 - any error of the code under test becomes a finding
-        _show_traceback(error)
         if isinstance(error, KeyError):
             hint = ("a lookup failed for a key that was never stored: code that reads its optimizer state must "
                     "create every entry the first time it sees a parameter")
         else:
-            hint = "the traceback printed above shows where the error happened"
-        report.fail(f"{what} raised {type(error).__name__}: {error}", "no error", hint)
+            hint = "the lines under 'measured' show where the error happened"
+        where = _where(error)
+        report.fail(f"{what} raised {type(error).__name__}: {error}" + (f"\n    at {where}" if where else ""),
+                    "no error", hint)
     return None, False
 
 
@@ -357,12 +369,15 @@ def _scaled_mlp_measurements(model_class):
     for index, layer in enumerate(plain.layers):
         effective = _effective_weight(model, index, widths[index])
         ratios.append((effective.norm() / layer.weight.detach().norm()).item())
-    before = [_effective_weight(model, i, widths[i]) for i in _SCALED_STEPS]
+    readout = len(plain.layers) - 1
+    measured = [*_SCALED_STEPS, readout]
+    before = [_effective_weight(model, i, widths[i]) for i in measured]
     opt = SimpleAdam(model.parameters(), lr=1.0)  # first step: lr * sign(g) for every stored entry
     torch.nn.functional.cross_entropy(model(x)[0], labels).backward()
     opt.step()
-    steps = [(_effective_weight(model, i, widths[i]) - b).abs().median().item() for i, b in zip(_SCALED_STEPS, before)]
-    return logit_gap, ratios, steps
+    steps = [(_effective_weight(model, i, widths[i]) - b).abs().median().item() for i, b in zip(measured, before)]
+    count = len(getattr(model, "multipliers", ())) if hasattr(model, "multipliers") else None
+    return logit_gap, ratios, steps[:-1], dict(step=steps[-1], multipliers=count, layers=len(plain.layers))
 
 
 def check_scaled_mlp(model_class) -> bool:
@@ -373,7 +388,16 @@ def check_scaled_mlp(model_class) -> bool:
     report = _Report("check_scaled_mlp")
     result, ok = _call(report, "building the model and one Adam step", _scaled_mlp_measurements, model_class)
     if ok:
-        logit_gap, ratios, steps = result
+        logit_gap, ratios, steps, readout = result
+        if readout["multipliers"] is not None and readout["multipliers"] != readout["layers"]:
+            report.fail(f"{readout['multipliers']} multipliers for a network of {readout['layers']} layers",
+                        "one multiplier per layer, input layer first, readout last",
+                        "the multipliers must be exactly one per layer (extra ones are silently "
+                        "dropped, and the readout then gets another layer's multiplier)")
+        if not _close(readout["step"], 1.0):  # output_mult = 1: plain Adam's step at lr 1
+            report.fail(f"readout: one Adam step at lr 1 moves its effective weights by "
+                        f"{readout['step']:.3g} x what its multiplier output_mult (1 here) gives",
+                        "1 x", "the readout's multiplier is the argument output_mult, not a fan-in rule")
         if logit_gap > 1e-4 or any(not _close(r, 1.0, 1e-4) for r in ratios):
             # which layers, not the ratios: with the plain init stored, the ratios would be the multipliers
             changed = [f"layer {i} ({'larger' if r > 1 else 'smaller'})" for i, r in enumerate(ratios)
@@ -426,7 +450,8 @@ def check_shampoo(optimizer_class) -> bool:
         grad = _test_matrix(*SHAMPOO_SHAPES[0], seed=0)
         if (updates[0][0] * grad).sum() > 0:
             report.fail("the first update points along the gradient", "against it",
-                        "subtract lr * U V^T (gradient descent), do not add it")
+                        "the optimizer subtracts lr times what orthogonalize_svd returns: return U V^T itself, "
+                        "not its negative")
     return report.done("three steps, every update lr * U V^T against the gradient")
 
 
@@ -609,7 +634,7 @@ def check_muon_shape_scale(fn) -> bool:
             fallback = (f"the {scale} factor of a {kind} weight is {ratio:.3g} times the expected one "
                         f"({'too large' if ratio > 1 else 'too small'})")
             report.fail(f"{scale} on a {kind} {shape} weight: {ratio:.3g} x the expected factor", "1 x",
-                        _diagnose(got, mistakes, _MUON_HINTS, fallback))
+                        _diagnose(got, mistakes, _MUON_HINTS, fallback)[1])
     return report.done("the three factors on a tall, a wide and a square weight")
 
 

@@ -38,7 +38,7 @@ from helpers import coord_verdict
 from helpers.models import MLP
 
 BATCH_SIZE = 64
-VERDICTS = coord_verdict.VERDICTS
+VERDICTS = ("flat", "growing", "shrinking")  # what slope_verdict returns
 
 
 def course_mlp(width: int, depth: int = 3, mlp=MLP) -> nn.Module:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 FLAT_TOLERANCE = 0.1  # |slope| below this is flat whatever the seeds say
-VERDICTS = ("flat", "growing", "shrinking")
 
 
 def slope_verdict(slopes, floor: float = FLAT_TOLERANCE) -> str:

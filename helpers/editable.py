@@ -20,6 +20,9 @@ nothing is watched: files do not change during those runs.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import linecache
 import sys
 from pathlib import Path
@@ -106,6 +109,40 @@ def refresh() -> list[str]:
             errors.append(message)
     importlib.invalidate_caches()
     return errors
+
+
+class _EditableLoader(importlib.abc.Loader):
+    """Executes an editable module from its text, as :func:`refresh` does: a file that does not
+    execute is reported and its module raises that error on use, instead of failing the import of
+    everything above it (a student's typo in one file must not stop every notebook at its imports)."""
+
+    def create_module(self, spec):
+        return None  # the default module object
+
+    def exec_module(self, module) -> None:
+        text = Path(module.__file__).read_text(encoding="utf-8")
+        message = _execute(module, text)
+        if message is None:
+            _executed[module.__name__] = text
+        else:
+            print(message, file=sys.stderr)
+
+
+class _EditableFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name not in EDITABLE:
+            return None
+        found = importlib.machinery.PathFinder.find_spec(name, path)
+        if found is None or not str(found.origin).endswith(".py"):
+            return None
+        return importlib.util.spec_from_file_location(name, found.origin, loader=_EditableLoader())
+
+
+def install_loader() -> None:
+    """Import the editable modules through :class:`_EditableLoader` from now on (in a notebook:
+    ``helpers`` calls this before it imports anything else)."""
+    if not any(isinstance(finder, _EditableFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _EditableFinder())
 
 
 def _before_cell(*_info) -> None:  # IPython 7 and later pass an ExecutionInfo; older ones nothing

@@ -23,7 +23,6 @@ from helpers.data import default_source, load_mnist
 from helpers.device import get_device, to_numpy
 from helpers.models import MLP
 from helpers import norms
-from helpers.norms import entrywise_rms, rms
 from helpers.optimizers import SimpleAdam, check_positive
 
 VALIDATION_SEED = 2025  # which held-out images make the validation sample
@@ -100,7 +99,7 @@ def train_one_step(
     opt.step()
     with torch.no_grad():
         _, after = model(images)
-    deltas = torch.stack([rms(a - b, dim=-1).mean() for a, b in zip(after, before)])
+    deltas = torch.stack([norms.rms(a - b, dim=-1).mean() for a, b in zip(after, before)])
 
     hiddens = tuple(hiddens)
     result = OneStepResult(label, np.array(hiddens[1:]), np.array(hiddens[:-1]), to_numpy(deltas))
@@ -177,7 +176,7 @@ def train_one_step_matrices(
     (a student's own, for instance); missing names use ``helpers.norms``.
     """
     functions = dict(frobenius=norms.frobenius_norm, spectral=norms.spectral_norm, rms_to_rms=norms.rms_to_rms_norm,
-                     entrywise_rms=entrywise_rms)
+                     entrywise_rms=norms.entrywise_rms)
     functions.update(norm_functions or {})
     device = get_device(device)
     model = _build(mlp, hiddens, seed, device)

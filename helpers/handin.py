@@ -18,8 +18,8 @@ you can rename one that holds your work). Before writing it, this lists by noteb
 * notebooks never run (no cell has an output).
 
 Unfinished parts do not stop the zip: partial work can be handed in. :func:`hand_in` returns
-True, and the command exits with 0, when everything is finished; 1 when something is not (the
-zip is written all the same); 2 when no zip could be written. The list reads your saved files
+True when everything is finished. The command exits with 0 when the zip is written (finished or
+not; ``--strict``: 1 when something is unfinished) and 2 when no zip could be written. The list reads your saved files
 (save your notebooks first). It never says whether an answer is right: the checks do that.
 
 Standard library only, so that ``make handin`` needs no environment.

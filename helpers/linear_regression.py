@@ -38,7 +38,6 @@ import torch
 
 from helpers.device import to_numpy
 from helpers import least_squares, orthogonal_updates
-from helpers.least_squares import loss
 from helpers.optimizers import adam_direction, check_positive
 
 FLOAT32_ULPS = 10  # a float32 run "at float precision": within this many roundings of W_ls per entry
@@ -54,7 +53,7 @@ class Problem:
 
     @property
     def loss_ls(self) -> float:
-        return float(loss(self.W_ls, self.X, self.Y))
+        return float(least_squares.loss(self.W_ls, self.X, self.Y))
 
     @functools.cached_property
     def _qr(self) -> tuple[torch.Tensor, torch.Tensor]:

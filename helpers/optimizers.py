@@ -20,7 +20,6 @@ import torch
 from torch.optim import Optimizer
 
 from helpers import mup_lr, orthogonal_updates
-from helpers.orthogonal_updates import MUON_SCALES
 
 ADAM_EPS = 1e-16
 ROLES = ("input", "hidden", "output", "bias")
@@ -252,8 +251,9 @@ class ScaledSimpleShampoo(SimpleShampoo):
 
 
 def _check_scale(scale: str) -> None:
-    if scale not in MUON_SCALES:
-        raise ValueError(f"Unknown Muon scale {scale!r}; use one of {MUON_SCALES}.")
+    scales = orthogonal_updates.MUON_SCALES  # read at call time: the student's file may be mid-edit
+    if scale not in scales:
+        raise ValueError(f"Unknown Muon scale {scale!r}; use one of {scales}.")
 
 
 def muon_update(state: dict, grad: torch.Tensor, group: dict) -> torch.Tensor:

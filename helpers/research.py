@@ -15,7 +15,6 @@ from helpers.experiments import _build, lr_sweep, train_model
 from helpers.models import MLP
 from helpers.optimizers import ADAM_EPS, EpsilonScheduledAdam, SimpleAdam
 from helpers import schedules
-from helpers.schedules import cosine_lr_factor, three_phase_epsilon
 
 # (zero_init, bias_correction) of the four cells of the ablation.
 ZI_BC_VARIANTS = {
@@ -169,7 +168,7 @@ class EpsilonEquivalence:
 def epsilon_equivalence(hiddens=(64, 64, 64), lr: float = 0.01, *, steps: int = 50, final: float = 0.1,
                         seed: int = 4, data=None, device=None) -> EpsilonEquivalence:
     """Run both optimizers from the same init on the same batches and compare."""
-    factor = functools.partial(cosine_lr_factor, total=steps, final=final)
+    factor = functools.partial(schedules.cosine_lr_factor, total=steps, final=final)
     last_eps, zeros = [], []  # at the last step, per parameter in model order
 
     def eps_schedule(t, v_hat):
@@ -234,7 +233,7 @@ def _tallied_three_phase(eps_max: float, steps: int, tally: list):
     coordinates with ``sqrt(v_hat) < eps_t`` and the number of coordinates."""
 
     def schedule(t, v_hat):
-        eps = three_phase_epsilon(t, steps, eps_max=eps_max)
+        eps = schedules.three_phase_epsilon(t, steps, eps_max=eps_max)
         if t == steps:
             tally[0] += int((v_hat.sqrt() < eps).sum())
             tally[1] += v_hat.numel()
@@ -249,7 +248,7 @@ def schedule_comparison(hiddens=(64, 64, 64), lr: float = 0.01, *, steps: int = 
     """Constant rate, cosine learning-rate decay, and the three-phase epsilon
     schedule (eps0 = 1e-8, warm 30%, ramp to 80%) for each ``eps_max``; every run of a
     seed starts from the same weights and sees the same batches."""
-    cosine = functools.partial(cosine_lr_factor, total=steps, final=final)
+    cosine = functools.partial(schedules.cosine_lr_factor, total=steps, final=final)
     names = ("constant lr", "cosine lr") + tuple(f"3-phase eps, max {eps_max:g}" for eps_max in eps_max_values)
     curves = {name: [] for name in names}
     eps_above = {name: [] for name in names[2:]}

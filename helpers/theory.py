@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from helpers.norms import rms
+from helpers import norms
 
 
 def _mean(samples: torch.Tensor, stderr: bool):
@@ -28,7 +28,7 @@ def init_rms_squared(d1: int, d2: int, trials: int = 2000, seed: int = 0, *, std
     gen = torch.Generator().manual_seed(seed)
     W = torch.randn(trials, d2, d1, generator=gen, dtype=torch.float64)
     x = torch.randn(trials, d1, 1, generator=gen, dtype=torch.float64)
-    return _mean(rms((W @ x).squeeze(-1), dim=-1).square(), stderr)
+    return _mean(norms.rms((W @ x).squeeze(-1), dim=-1).square(), stderr)
 
 
 def signgd_rms_squared(d1: int, d2: int, trials: int = 2000, seed: int = 0, *, stderr: bool = False):
@@ -38,4 +38,4 @@ def signgd_rms_squared(d1: int, d2: int, trials: int = 2000, seed: int = 0, *, s
     x = torch.randn(trials, d1, 1, generator=gen, dtype=torch.float64)
     g = torch.randn(trials, d2, 1, generator=gen, dtype=torch.float64)
     update = torch.sign(g @ x.transpose(1, 2))  # (trials, d2, d1): the shape of W
-    return _mean(rms((update @ x).squeeze(-1), dim=-1).square(), stderr)
+    return _mean(norms.rms((update @ x).squeeze(-1), dim=-1).square(), stderr)

@@ -62,7 +62,7 @@ def recomputed_mup_steps():
 
 
 def recomputed_scaled_steps():
-    _, _, steps = checks._scaled_mlp_measurements(ScaledMLP)
+    _, _, steps, _ = checks._scaled_mlp_measurements(ScaledMLP)
     widths = (checks._MUP_NET["input_size"], *checks._MUP_NET["hidden_sizes"])
     cases = {}
     for (index, (label, _, _)), step in zip(checks._SCALED_STEPS.items(), steps):
@@ -321,7 +321,7 @@ WRONG_ANSWERS = [
     (checks.check_scaled_mlp, UncompensatedScaledMLP, "forward pass changed at init"),
     (checks.check_scaled_mlp, Hardcoded784ScaledMLP, "was 784 assumed"),
     (checks.check_shampoo, PrecondShampoo, "never stored"),
-    (checks.check_shampoo, AscentShampoo, "do not add it"),
+    (checks.check_shampoo, AscentShampoo, "not its negative"),
     (checks.check_scaled_shampoo, InverseRmsShampoo, "1/RMS(U V^T)"),
     (checks.check_scaled_shampoo, InverseFrobeniusShampoo, "1/||U V^T||_F"),
     (checks.check_scaled_shampoo, SimpleShampoo, "no shape factor"),
@@ -439,13 +439,13 @@ def test_an_input_layer_error_is_not_blamed_on_its_size():
     assert "input layer (12, 30)" in str(failure.value) and "784" not in str(failure.value)
 
 
-def test_an_error_in_student_code_shows_its_traceback(capsys):
+def test_an_error_in_student_code_is_a_finding_that_shows_where_without_a_traceback(capsys):
     with pytest.raises(CheckFailed) as failure:
         checks.check_shampoo(PrecondShampoo)
-    out = capsys.readouterr().out
-    assert "Traceback (most recent call last)" in out and "KeyError: 'precond'" in out
-    assert "in matrix_update" in out and 'self.state[p]["precond"]' in out
-    assert "see the traceback" not in str(failure.value)
+    message, out = str(failure.value), capsys.readouterr().out
+    assert message.startswith("check_shampoo failed") and "KeyError: 'precond'" in message
+    assert "in matrix_update" in message and 'self.state[p]["precond"]' in message  # the student's line
+    assert "Traceback" not in out + message and "site-packages" not in message and "torch/" not in message
 
 
 @pytest.mark.parametrize("check, stubbed", [
@@ -531,3 +531,17 @@ def test_alternating_widths_check_names_the_wrong_experiment(mnist_subset, chang
 def test_alternating_widths_check_wants_a_train_one_step_result():
     with pytest.raises(CheckFailed, match="the result of train_one_step"):
         checks.check_alternating_widths([0.1, 0.2])
+
+
+def test_one_multiplier_too_many_is_caught_though_the_hidden_steps_are_right(monkeypatch):
+    """One multiplier per entry of (input_size, *hidden_sizes) plus output_mult: the hidden layers get
+    the right ones, the readout gets the last hidden layer's 1/fan_in instead of output_mult."""
+    right = mup_multipliers.mup_multipliers
+
+    def one_too_many(input_size, hidden_sizes, input_mult=10.0, output_mult=1.0):
+        return (*right(input_size, hidden_sizes, input_mult, output_mult)[:-1], 1.0 / hidden_sizes[-1], output_mult)
+
+    monkeypatch.setattr(mup_multipliers, "mup_multipliers", one_too_many)
+    with pytest.raises(CheckFailed) as failure:
+        checks.check_scaled_mlp(ScaledMLP)
+    assert "5 multipliers for a network of 4 layers" in str(failure.value) and "readout" in str(failure.value)

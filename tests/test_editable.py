@@ -46,6 +46,14 @@ def _imports(tree):
             yield node.module, [alias.name for alias in node.names]
 
 
+def test_no_helper_module_imports_a_name_from_a_student_file():
+    """The course's modules reach a student file only through its module object, at call time: a
+    typo there then breaks the calls into that file, not the import of the whole package."""
+    held = [(p.name, module, names) for p in sorted((ROOT / "helpers").glob("*.py"))
+            for module, names in _imports(ast.parse(p.read_text()))]
+    assert held == []
+
+
 def test_no_helper_or_notebook_holds_a_student_function_by_name():
     student = {name: region_functions(module_file(name)) for name in editable.EDITABLE}
     sources = [(p.name, p.read_text()) for p in (ROOT / "helpers").glob("*.py")]

@@ -255,3 +255,34 @@ def test_show_source_shows_the_edit_and_a_broken_file_says_so_until_fixed(kernel
     assert passed["error"] is None and "PASS check_update_norms" in passed["stdout"], passed
     shown = kernel.run("show_source(norms.frobenius_norm)")["stdout"]
     assert "# first try" not in shown and "def frobenius_norm" in shown
+
+
+def test_a_typo_left_in_one_file_stops_only_what_uses_that_file(release):
+    """A fresh kernel (a restart, a new notebook, a new Colab runtime) with a syntax error left in
+    orthogonal_updates.py: notebook 02 imports and checks part b as usual, with the typo reported
+    once; notebook 07, which uses that file, stops at its imports with the short message."""
+    path = release / ORTHO
+    good = path.read_text()
+    path.write_text(good + "\ndef half_typed(:\n")
+    packages = colab_kernel_packages() if release.kernel_kind == "Colab's IPython" else None
+    fresh = Kernel(release / "notebooks", packages)
+    try:
+        cells = notebook_cells(release, "02_update_norms")
+        parameters = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+        assert fresh.run(parameters.source)["error"] is None
+        imported = fresh.run(next(c for c in cells if "NotebookSession(" in c.source).source)
+        assert imported["error"] is None, imported
+        assert re.search(r"helpers/orthogonal_updates\.py, line \d+: SyntaxError", imported["stderr"]), imported
+        for name in ("frobenius_norm", "spectral_norm", "rms_to_rms_norm"):
+            write_function(release, "helpers/norms.py", name, instructor("helpers/norms.py", name))
+        assert "PASS check_update_norms" in fresh.run(check_call(cells, "check_update_norms("))["stdout"]
+        cells = notebook_cells(release, "07_muon_newton_schulz")
+        stopped = fresh.run(next(c for c in cells if "NotebookSession(" in c.source).source)
+        assert stopped["error"] and stopped["error"]["ename"] == "EditedFileError", stopped
+        assert re.match(r"EditedFileError: helpers/orthogonal_updates\.py, line \d+: SyntaxError",
+                        stopped["error"]["lines"][0]), stopped["error"]["lines"]
+        path.write_text(good)
+        assert fresh.run(next(c for c in cells if "NotebookSession(" in c.source).source)["error"] is None
+    finally:
+        path.write_text(good)
+        fresh.close()
