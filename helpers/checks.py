@@ -20,6 +20,8 @@ unfinished or wrong part never fails the check of another one.
 
 from __future__ import annotations
 
+import ast
+import base64
 import contextlib
 import math
 import sysconfig
@@ -146,6 +148,14 @@ def _how_far(got: float, expected: float, mistake: str | None, what: str) -> str
     return f"{got / expected:.3g} times the expected {what} ({'too large' if got > expected else 'too small'})"
 
 
+
+def _reveal(blob: str):
+    """A table of expected numbers (and of what classic mistakes give), kept out of plain sight:
+    a student who opens this file should derive each rule, not read it back from a number on a
+    small shape. The course's own tests recompute every table from the reference solution."""
+    return ast.literal_eval(base64.b64decode(blob).decode())
+
+
 def _fixed_matrix(fan_out: int, fan_in: int) -> torch.Tensor:
     """A fixed test matrix with well-spread singular values, made without a random
     generator so that the stored numbers hold on every machine and torch version."""
@@ -172,12 +182,12 @@ def _semi_orthogonal(fan_out: int, fan_in: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- part b
 # The three norms of _fixed_matrix(shape), and what three classic mistakes give in place of the RMS->RMS norm.
-_NORM_CASES = {
-    (12, 48): dict(frobenius=19.0677, spectral=8.46588, rms_to_rms=16.9318, spectral_as_rms=8.46588,
-                   entrywise=0.794486, swapped=4.23294),
-    (48, 12): dict(frobenius=18.8409, spectral=7.39639, rms_to_rms=3.6982, spectral_as_rms=7.39639,
-                   entrywise=0.785039, swapped=14.7928),
-}
+_NORM_CASES = _reveal(
+    "eygxMiwgNDgpOiB7J2Zyb2Jlbml1cyc6IDE5LjA2NzcsICdzcGVjdHJhbCc6IDguNDY1ODgsICdybXNfdG9fcm1zJzogMTYuOTMx"
+    "OCwgJ3NwZWN0cmFsX2FzX3Jtcyc6IDguNDY1ODgsICdlbnRyeXdpc2UnOiAwLjc5NDQ4NiwgJ3N3YXBwZWQnOiA0LjIzMjk0fSwg"
+    "KDQ4LCAxMik6IHsnZnJvYmVuaXVzJzogMTguODQwOSwgJ3NwZWN0cmFsJzogNy4zOTYzOSwgJ3Jtc190b19ybXMnOiAzLjY5ODIs"
+    "ICdzcGVjdHJhbF9hc19ybXMnOiA3LjM5NjM5LCAnZW50cnl3aXNlJzogMC43ODUwMzksICdzd2FwcGVkJzogMTQuNzkyOH19"
+)
 _NORM_HINTS = {
     "spectral_as_rms": "that is the spectral norm, which measures input and output by their Euclidean length; "
                        "the RMS->RMS norm measures them by their RMS, which depends on their dimensions",
@@ -225,22 +235,20 @@ _MUP_NET = dict(input_size=30, hidden_sizes=(12, 48, 20), num_classes=7)  # no s
 _MUP_LR = 2.0
 # The step each parameter of MLP(**_MUP_NET) takes at lr 2 (its own learning rate), and what classic
 # mistakes give instead.
-_MUP_STEPS = {
-    "layers.0.weight": ("input layer (12, 30)", 0.666667,
-                        dict(input_as_hidden=0.0666667, input_784=0.0255102, swapped=1.66667,
-                             sqrt_product=1.05409, global_lr=2.0)),
-    "layers.1.weight": ("hidden layer (48, 12)", 0.166667,
-                        dict(sqrt_product=0.0833333, sqrt_fan_in=6.9282, sqrt_fan_out=13.8564, swapped=0.0416667,
-                             global_lr=2.0)),
-    "layers.2.weight": ("hidden layer (20, 48)", 0.0416667,
-                        dict(sqrt_product=0.0645497, sqrt_fan_in=13.8564, sqrt_fan_out=8.94427, swapped=0.1,
-                             global_lr=2.0)),
-    "layers.3.weight": ("readout (7, 20)", 0.003, dict(readout_as_hidden=0.1, global_lr=2.0)),
-    "layers.0.bias": ("bias of length 12", 0.02, dict(global_lr=2.0)),
-    "layers.1.bias": ("bias of length 48", 0.02, dict(global_lr=2.0)),
-    "layers.2.bias": ("bias of length 20", 0.02, dict(global_lr=2.0)),
-    "layers.3.bias": ("bias of length 7", 0.02, dict(global_lr=2.0)),
-}
+_MUP_STEPS = _reveal(
+    "eydsYXllcnMuMC53ZWlnaHQnOiAoJ2lucHV0IGxheWVyICgxMiwgMzApJywgMC42NjY2NjcsIHsnaW5wdXRfYXNfaGlkZGVuJzog"
+    "MC4wNjY2NjY3LCAnaW5wdXRfNzg0JzogMC4wMjU1MTAyLCAnc3dhcHBlZCc6IDEuNjY2NjcsICdzcXJ0X3Byb2R1Y3QnOiAxLjA1"
+    "NDA5LCAnZ2xvYmFsX2xyJzogMi4wfSksICdsYXllcnMuMS53ZWlnaHQnOiAoJ2hpZGRlbiBsYXllciAoNDgsIDEyKScsIDAuMTY2"
+    "NjY3LCB7J3NxcnRfcHJvZHVjdCc6IDAuMDgzMzMzMywgJ3NxcnRfZmFuX2luJzogNi45MjgyLCAnc3FydF9mYW5fb3V0JzogMTMu"
+    "ODU2NCwgJ3N3YXBwZWQnOiAwLjA0MTY2NjcsICdnbG9iYWxfbHInOiAyLjB9KSwgJ2xheWVycy4yLndlaWdodCc6ICgnaGlkZGVu"
+    "IGxheWVyICgyMCwgNDgpJywgMC4wNDE2NjY3LCB7J3NxcnRfcHJvZHVjdCc6IDAuMDY0NTQ5NywgJ3NxcnRfZmFuX2luJzogMTMu"
+    "ODU2NCwgJ3NxcnRfZmFuX291dCc6IDguOTQ0MjcsICdzd2FwcGVkJzogMC4xLCAnZ2xvYmFsX2xyJzogMi4wfSksICdsYXllcnMu"
+    "My53ZWlnaHQnOiAoJ3JlYWRvdXQgKDcsIDIwKScsIDAuMDAzLCB7J3JlYWRvdXRfYXNfaGlkZGVuJzogMC4xLCAnZ2xvYmFsX2xy"
+    "JzogMi4wfSksICdsYXllcnMuMC5iaWFzJzogKCdiaWFzIG9mIGxlbmd0aCAxMicsIDAuMDIsIHsnZ2xvYmFsX2xyJzogMi4wfSks"
+    "ICdsYXllcnMuMS5iaWFzJzogKCdiaWFzIG9mIGxlbmd0aCA0OCcsIDAuMDIsIHsnZ2xvYmFsX2xyJzogMi4wfSksICdsYXllcnMu"
+    "Mi5iaWFzJzogKCdiaWFzIG9mIGxlbmd0aCAyMCcsIDAuMDIsIHsnZ2xvYmFsX2xyJzogMi4wfSksICdsYXllcnMuMy5iaWFzJzog"
+    "KCdiaWFzIG9mIGxlbmd0aCA3JywgMC4wMiwgeydnbG9iYWxfbHInOiAyLjB9KX0="
+)
 _MUP_HINTS = {
     "sqrt_product": "the step shrinks with fan-out too (as with 1/sqrt(d_in*d_out)), but how far a layer's output "
                     "moves depends on its fan-in alone (notebook 01)",
@@ -308,15 +316,15 @@ def check_mup_optimizer(optimizer_class) -> bool:
 # The factor by which one plain-Adam step moves the effective weights (multiplier x stored weights) of
 # each layer that produces an activation, relative to lr, for a reference model on _MUP_NET, and what
 # classic mistakes give instead.
-_SCALED_STEPS = {
-    0: ("input layer (12, 30)", 0.333333,
-        dict(out_features=0.288675, swapped=0.833333, input_784=0.0127551, input_as_hidden=0.0333333,
-             no_multiplier=1.0, sqrt_product=0.527046)),
-    1: ("hidden layer (48, 12)", 0.0833333,
-        dict(out_features=0.144338, swapped=0.0208333, no_multiplier=1.0, sqrt_product=0.0416667)),
-    2: ("hidden layer (20, 48)", 0.0208333,
-        dict(out_features=0.223607, swapped=0.05, no_multiplier=1.0, sqrt_product=0.0322749)),
-}
+_SCALED_STEPS = _reveal(
+    "ezA6ICgnaW5wdXQgbGF5ZXIgKDEyLCAzMCknLCAwLjMzMzMzMywgeydvdXRfZmVhdHVyZXMnOiAwLjI4ODY3NSwgJ3N3YXBwZWQn"
+    "OiAwLjgzMzMzMywgJ2lucHV0Xzc4NCc6IDAuMDEyNzU1MSwgJ2lucHV0X2FzX2hpZGRlbic6IDAuMDMzMzMzMywgJ25vX211bHRp"
+    "cGxpZXInOiAxLjAsICdzcXJ0X3Byb2R1Y3QnOiAwLjUyNzA0Nn0pLCAxOiAoJ2hpZGRlbiBsYXllciAoNDgsIDEyKScsIDAuMDgz"
+    "MzMzMywgeydvdXRfZmVhdHVyZXMnOiAwLjE0NDMzOCwgJ3N3YXBwZWQnOiAwLjAyMDgzMzMsICdub19tdWx0aXBsaWVyJzogMS4w"
+    "LCAnc3FydF9wcm9kdWN0JzogMC4wNDE2NjY3fSksIDI6ICgnaGlkZGVuIGxheWVyICgyMCwgNDgpJywgMC4wMjA4MzMzLCB7J291"
+    "dF9mZWF0dXJlcyc6IDAuMjIzNjA3LCAnc3dhcHBlZCc6IDAuMDUsICdub19tdWx0aXBsaWVyJzogMS4wLCAnc3FydF9wcm9kdWN0"
+    "JzogMC4wMzIyNzQ5fSl9"
+)
 _SCALED_HINTS = {
     "out_features": "the multiplier shrinks with the layer's fan-out (like 1/sqrt(out_features)); under Adam a "
                     "multiplier sets the layer's step, and how far a layer's output moves depends on its fan-in "
@@ -456,13 +464,15 @@ def check_shampoo(optimizer_class) -> bool:
 
 
 # For each shape: the factor by which the reference scales U V^T, and what classic mistakes give.
-_BONUS_FACTORS = {
-    (8, 784): (0.101015, dict(one=1.0, inverse_rms=28.0, inverse_frobenius=0.353553, swapped=9.89949)),
-    (64, 16): (2.0, dict(one=1.0, inverse_rms=8.0, inverse_frobenius=0.25, swapped=0.5)),
-    (1024, 256): (2.0, dict(one=1.0, inverse_rms=32.0, inverse_frobenius=0.0625, swapped=0.5)),
-    (10, 64): (0.395285, dict(one=1.0, inverse_rms=8.0, inverse_frobenius=0.316228, swapped=2.52982)),
-    (20, 45): (0.666667, dict(one=1.0, inverse_rms=6.7082, inverse_frobenius=0.223607, swapped=1.5)),
-}
+_BONUS_FACTORS = _reveal(
+    "eyg4LCA3ODQpOiAoMC4xMDEwMTUsIHsnb25lJzogMS4wLCAnaW52ZXJzZV9ybXMnOiAyOC4wLCAnaW52ZXJzZV9mcm9iZW5pdXMn"
+    "OiAwLjM1MzU1MywgJ3N3YXBwZWQnOiA5Ljg5OTQ5fSksICg2NCwgMTYpOiAoMi4wLCB7J29uZSc6IDEuMCwgJ2ludmVyc2Vfcm1z"
+    "JzogOC4wLCAnaW52ZXJzZV9mcm9iZW5pdXMnOiAwLjI1LCAnc3dhcHBlZCc6IDAuNX0pLCAoMTAyNCwgMjU2KTogKDIuMCwgeydv"
+    "bmUnOiAxLjAsICdpbnZlcnNlX3Jtcyc6IDMyLjAsICdpbnZlcnNlX2Zyb2Jlbml1cyc6IDAuMDYyNSwgJ3N3YXBwZWQnOiAwLjV9"
+    "KSwgKDEwLCA2NCk6ICgwLjM5NTI4NSwgeydvbmUnOiAxLjAsICdpbnZlcnNlX3Jtcyc6IDguMCwgJ2ludmVyc2VfZnJvYmVuaXVz"
+    "JzogMC4zMTYyMjgsICdzd2FwcGVkJzogMi41Mjk4Mn0pLCAoMjAsIDQ1KTogKDAuNjY2NjY3LCB7J29uZSc6IDEuMCwgJ2ludmVy"
+    "c2Vfcm1zJzogNi43MDgyLCAnaW52ZXJzZV9mcm9iZW5pdXMnOiAwLjIyMzYwNywgJ3N3YXBwZWQnOiAxLjV9KX0="
+)
 _BONUS_HINTS = {
     "one": "no shape factor: every update keeps spectral norm lr, so the RMS->RMS norms still differ between shapes",
     "inverse_rms": "scaling by 1/RMS(U V^T) equalises the entrywise RMS of the updates, not their RMS->RMS norm",
@@ -590,16 +600,16 @@ def check_newton_schulz(fn) -> bool:
 
 # Muon's factor for a tall, a wide and a square hidden weight (fan_out, fan_in): the expected value and what
 # classic mistakes give. Odd sizes, so that no expected number reads back as a formula; messages give ratios.
-_MUON_FACTORS = {
-    (37, 23): dict(spectral=(1.268344, dict(swapped=0.78843, no_root=1.608696)),
-                   keller=(1.268344, dict(swapped=1.0)),
-                   moonlight=(1.216553, dict(smaller_side=0.959166, without_constant=6.082763))),
-    (23, 37): dict(spectral=(0.78843, dict(swapped=1.268344, no_root=0.621622)),
-                   keller=(1.0, dict(no_floor=0.78843, swapped=1.268344)),
-                   moonlight=(1.216553, dict(smaller_side=0.959166, without_constant=6.082763))),
-    (29, 29): dict(spectral=(1.0, {}), keller=(1.0, {}),
-                   moonlight=(1.077033, dict(without_constant=5.385165))),
-}
+_MUON_FACTORS = _reveal(
+    "eygzNywgMjMpOiB7J3NwZWN0cmFsJzogKDEuMjY4MzQ0LCB7J3N3YXBwZWQnOiAwLjc4ODQzLCAnbm9fcm9vdCc6IDEuNjA4Njk2"
+    "fSksICdrZWxsZXInOiAoMS4yNjgzNDQsIHsnc3dhcHBlZCc6IDEuMH0pLCAnbW9vbmxpZ2h0JzogKDEuMjE2NTUzLCB7J3NtYWxs"
+    "ZXJfc2lkZSc6IDAuOTU5MTY2LCAnd2l0aG91dF9jb25zdGFudCc6IDYuMDgyNzYzfSl9LCAoMjMsIDM3KTogeydzcGVjdHJhbCc6"
+    "ICgwLjc4ODQzLCB7J3N3YXBwZWQnOiAxLjI2ODM0NCwgJ25vX3Jvb3QnOiAwLjYyMTYyMn0pLCAna2VsbGVyJzogKDEuMCwgeydu"
+    "b19mbG9vcic6IDAuNzg4NDMsICdzd2FwcGVkJzogMS4yNjgzNDR9KSwgJ21vb25saWdodCc6ICgxLjIxNjU1MywgeydzbWFsbGVy"
+    "X3NpZGUnOiAwLjk1OTE2NiwgJ3dpdGhvdXRfY29uc3RhbnQnOiA2LjA4Mjc2M30pfSwgKDI5LCAyOSk6IHsnc3BlY3RyYWwnOiAo"
+    "MS4wLCB7fSksICdrZWxsZXInOiAoMS4wLCB7fSksICdtb29ubGlnaHQnOiAoMS4wNzcwMzMsIHsnd2l0aG91dF9jb25zdGFudCc6"
+    "IDUuMzg1MTY1fSl9fQ=="
+)
 _MUON_HINTS = {
     "swapped": "the factor of a tall weight came out where a wide one's belongs: a torch weight is stored "
                "(fan_out, fan_in), and muon_shape_scale receives them in that order",

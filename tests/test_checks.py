@@ -545,3 +545,27 @@ def test_one_multiplier_too_many_is_caught_though_the_hidden_steps_are_right(mon
     with pytest.raises(CheckFailed) as failure:
         checks.check_scaled_mlp(ScaledMLP)
     assert "5 multipliers for a network of 4 layers" in str(failure.value) and "readout" in str(failure.value)
+
+
+def test_no_expected_number_stands_in_the_checks_source():
+    """A student who opens helpers/checks.py finds no table of expected values to read a rule back
+    from (a factor of 2.0 for a (64, 16) weight): every expected and mistaken value is encoded."""
+    source = (ROOT / "helpers" / "checks.py").read_text()
+    tables = [checks._NORM_CASES, checks._MUP_STEPS, checks._SCALED_STEPS, checks._BONUS_FACTORS,
+              checks._MUON_FACTORS]
+    numbers = set()
+
+    def collect(value):
+        if isinstance(value, float) and len(repr(value).strip("0.")) >= 3:  # not 0.05, 2.0: common elsewhere
+            numbers.add(repr(value))
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                collect(item)
+
+    for table in tables:
+        collect(table)
+    assert len(numbers) > 40
+    assert [n for n in sorted(numbers) if re.search(rf"(?<![\d.]){re.escape(n)}(?!\d)", source)] == []
