@@ -383,13 +383,15 @@ def strip_notebook_markers(notebook):
 
 
 def export_html(executed_path: Path, html_path: Path) -> Path:
-    """HTML of an executed notebook, solution markers removed and without the Colab setup cell
-    (a page to read, not to run; the file itself is not changed)."""
+    """HTML of an executed notebook titled by the notebook's title, solution markers removed,
+    without the Colab setup cell and papermill's injected parameters (a page to read, not to run;
+    the file itself is not changed)."""
     from nbconvert import HTMLExporter
 
     notebook = strip_notebook_markers(nbformat.read(executed_path, as_version=4))
-    notebook.cells = [c for c in notebook.cells if COLAB_SETUP not in c.metadata.get("tags", [])]
-    html, _ = HTMLExporter().from_notebook_node(notebook)
+    left_out = {COLAB_SETUP, "injected-parameters"}  # papermill's "# Parameters" cell is plumbing too
+    notebook.cells = [c for c in notebook.cells if not left_out & set(c.metadata.get("tags", []))]
+    html, _ = HTMLExporter().from_notebook_node(notebook, resources={"metadata": {"name": notebook_title(notebook)}})
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(html)
     return html_path

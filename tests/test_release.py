@@ -2,6 +2,7 @@
 Colab) and the solutions release, built from one source."""
 
 import json
+from html import escape as html_escape
 import os
 import re
 import shutil
@@ -351,3 +352,7 @@ def test_export_html_of_an_executed_course_notebook_hides_the_markers(executed_n
     html = release.export_html(executed, tmp_path / f"{name}.html").read_text()
     assert "<html" in html and "BEGIN SOLUTION" not in html and "END SOLUTION" not in html
     assert "data:image/png" in html
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in run.notebook.cells)
+    assert "injected-parameters" not in html  # papermill's cell is left out (nbconvert marks cells by tag)
+    title = release.notebook_title(run.notebook)
+    assert f"<title>{html_escape(title)}</title>" in html and "<title>Notebook</title>" not in html
