@@ -226,3 +226,22 @@ def test_select_then_compare_chooses_on_some_seeds_and_compares_on_others():
     with pytest.raises(ValueError, match="at least 2"):
         select_then_compare(["a"], rates, run, choose_on=(0, 1), compare_on=(2,))
 
+
+def test_a_claim_that_something_barely_matters_is_contradicted_or_not_shown_never_confirmed():
+    from helpers.research import claim_parts
+
+    ablation = switch_ablation(_cells(), ("a", "b"))  # b matters without a only; a matters in both settings
+    parts = claim_parts(ablation, matters="a", barely="b")
+    assert parts["a matters"][0] == "supported"
+    assert parts["b barely matters"][0] == "contradicted"
+    no_b = ablation.simple[("b", True)]
+    assert parts["b barely matters"][1] == (
+        f"contradicted: dropping it, with a: not detected with 6 seeds (smallest detectable effect "
+        f"{no_b.detectable:.3f}); without a: detected, raises the loss by {ablation.simple[('b', False)].mean:.3f}")
+    # nothing detected anywhere (pure noise): neither part is shown, and nothing says "barely"
+    rng = np.random.default_rng(1)
+    noise = {key: rng.normal(0, 0.1, 4) for key in _cells()}
+    parts = claim_parts(switch_ablation(noise, ("a", "b")), matters="a", barely="b")
+    assert {status for status, _ in parts.values()} == {"not shown"}
+    assert parts["b barely matters"][1].startswith("not shown (a difference test can only fail to detect): ")
+    assert parts["b barely matters"][1].count("not detected with 4 seeds (smallest detectable effect") == 2
