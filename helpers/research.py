@@ -10,11 +10,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from helpers import schedules
 from helpers.device import to_numpy
 from helpers.experiments import _build, lr_sweep, train_model
 from helpers.models import MLP
 from helpers.optimizers import ADAM_EPS, EpsilonScheduledAdam, SimpleAdam
-from helpers import schedules
+from helpers.verdicts import (
+    PairedComparison,
+    SelectThenCompare,
+    SwitchAblation,
+    choose_rates,
+    clear_winner,
+    paired_comparison,
+    select_then_compare,
+    switch_ablation,
+)
 
 # (zero_init, bias_correction) of the four cells of the ablation.
 ZI_BC_VARIANTS = {
@@ -25,121 +35,145 @@ ZI_BC_VARIANTS = {
 }
 
 
-# t_{0.975} of Student's t with n-1 degrees of freedom, n = 2..11 seeds: a paired two-sided
-# t-test at 5%. Beyond 11 seeds, 2.2 is close enough (and conservative).
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
-def paired_effect(per_seed) -> dict:
-    """Mean and standard error over seeds of an effect measured on each seed (paired: the
-    same seeds everywhere), and whether it is beyond the noise: its mean is more than
-    ``t_{0.975, n-1}`` standard errors from zero (a two-sided paired t-test at 5%)."""
-    per_seed = np.asarray(per_seed, dtype=float)
-    n = len(per_seed)
-    if n < 2:
-        raise ValueError("an effect's noise needs at least 2 seeds.")
-    mean, se = float(per_seed.mean()), float(per_seed.std(ddof=1) / np.sqrt(n))
-    threshold = T_975.get(n - 1, 2.2) * se
-    return dict(mean=mean, se=se, threshold=threshold, per_seed=per_seed.tolist(),
-                beyond_noise=bool(abs(mean) > threshold))
+SWITCHES = ("zero init", "bias correction")  # the order of the (zero_init, bias_correction) keys above
 
 
 @dataclass
 class AblationTable:
-    """Final validation losses ``losses[variant, seed, lr]`` of the ZI/BC ablation."""
+    """The ZI/BC ablation of one beta pair: each variant's learning rate chosen on some seeds, the
+    four variants compared at those rates on other seeds (``selection``, a
+    :class:`helpers.verdicts.SelectThenCompare`; final validation losses)."""
 
     betas: tuple
     width: int
     steps: int
-    seeds: tuple
-    lrs: np.ndarray
-    variants: tuple
-    losses: np.ndarray
+    selection: SelectThenCompare
 
     @property
-    def mean(self) -> np.ndarray:  # [variant, lr]
-        return self.losses.mean(axis=1)
+    def variants(self) -> tuple:
+        return self.selection.names
 
     @property
-    def std(self) -> np.ndarray:  # [variant, lr], across seeds
-        return self.losses.std(axis=1, ddof=1) if self.losses.shape[1] > 1 else np.zeros_like(self.mean)
+    def lrs(self) -> np.ndarray:
+        return self.selection.rates
 
     @property
-    def best_lr_index(self) -> np.ndarray:
-        """Per variant, the learning rate with the lowest seed-mean loss."""
-        return np.nanargmin(np.where(np.isfinite(self.mean), self.mean, np.nan), axis=1)
+    def chosen_lrs(self) -> list:
+        return [float(self.lrs[k]) for k in self.selection.chosen]
 
-    def at_best(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of each variant at its own best learning rate."""
-        rows = np.arange(len(self.variants))
-        return self.mean[rows, self.best_lr_index], self.std[rows, self.best_lr_index]
+    def per_seed(self) -> np.ndarray:
+        """``[seed, variant]``: the losses on the comparison seeds, each variant at its chosen rate."""
+        return self.selection.compared
 
-    def per_seed_at_best(self) -> np.ndarray:
-        """``[seed, variant]``: every seed's loss at its variant's best learning rate."""
-        return np.stack([self.losses[v, :, k] for v, k in enumerate(self.best_lr_index)], axis=1)
-
-    def effects(self) -> dict[str, dict]:
-        """The main effect of each switch, per seed and at each variant's best learning
-        rate: how much the loss rises when zero init is dropped (averaged over bias
-        correction on and off), and when bias correction is dropped (averaged over zero
-        init on and off); then :func:`paired_effect` of the seeds' values. ``"zero init
-        vs bias correction"`` compares their sizes, ``|zero init| - |bias correction|``
-        per seed."""
-        values = self.per_seed_at_best()
-        cell = {ZI_BC_VARIANTS[name]: values[:, i] for i, name in enumerate(self.variants)}  # (zi, bc) -> [seed]
-        drop_zi = np.mean([cell[(False, bc)] - cell[(True, bc)] for bc in (True, False)], axis=0)
-        drop_bc = np.mean([cell[(zi, False)] - cell[(zi, True)] for zi in (True, False)], axis=0)
-        return {"zero init": paired_effect(drop_zi), "bias correction": paired_effect(drop_bc),
-                "zero init vs bias correction": paired_effect(np.abs(drop_zi) - np.abs(drop_bc))}
-
-    def matters_more(self) -> str | None:
-        """The switch whose effect is larger beyond the noise, or None."""
-        e = self.effects()
-        if not (e["zero init"]["beyond_noise"] or e["bias correction"]["beyond_noise"]):
-            return None
-        versus = e["zero init vs bias correction"]
-        if not versus["beyond_noise"]:
-            return None
-        return "zero init" if versus["mean"] > 0 else "bias correction"
+    def switches(self, **test) -> SwitchAblation:
+        """Both simple effects of each switch and their interaction
+        (:func:`helpers.verdicts.switch_ablation` of the comparison seeds' losses); ``test``:
+        ``alpha`` and ``power`` if not the defaults."""
+        cells = {ZI_BC_VARIANTS[name]: self.selection.values(name) for name in self.variants}
+        return switch_ablation(cells, SWITCHES, **test)
 
     def winner(self) -> str | None:
-        """The variant that beats the three others on every seed, each at its best learning
-        rate (``helpers.verdicts.clear_winner``), or None."""
-        from helpers.verdicts import clear_winner
-
-        return clear_winner(self.per_seed_at_best(), self.variants)
+        """The variant that beats the three others on every comparison seed, each at its chosen
+        rate (:func:`helpers.verdicts.clear_winner`), or None."""
+        return clear_winner(self.per_seed(), self.variants)
 
     def lr_at_grid_edge(self) -> list:
-        return [v for v, k in zip(self.variants, self.best_lr_index) if k in (0, len(self.lrs) - 1)]
+        return self.selection.at_grid_edge()
 
     def table(self) -> str:
-        """One column per variant, mean +- std over seeds;
-        one row per learning rate, then each variant at its own best learning rate."""
-        head = f"{'lr':>10} | " + " | ".join(f"{v:>15}" for v in self.variants)
-        rows = [f"betas {self.betas}, width {self.width}, {self.steps} steps, {len(self.seeds)} seeds", head]
+        """The grid on the seeds that choose (one row per learning rate, one column per variant,
+        mean +- std over those seeds), the chosen rates, then each variant at its chosen rate on
+        the comparison seeds (mean +- std)."""
+        sel = self.selection
+        head = f"{'lr':>12} | " + " | ".join(f"{v:>15}" for v in self.variants)
+        mean, std = sel.grid.mean(axis=1), sel.grid.std(axis=1, ddof=1)
+        rows = [f"betas {self.betas}, width {self.width}, {self.steps} steps",
+                f"choosing the rate, seeds {_seed_list(sel.choose_on)} (mean +- std over these seeds):", head]
         for k, lr in enumerate(self.lrs):
-            cells = " | ".join(f"{self.mean[v, k]:7.3f} +- {self.std[v, k]:5.3f}" for v in range(len(self.variants)))
-            rows.append(f"{lr:>10.4g} | {cells}")
-        mean, std = self.at_best()
-        best = " | ".join(f"{m:7.3f} +- {s:5.3f}" for m, s in zip(mean, std))
-        rows.append(f"{'best lr':>10} | {best}")
+            rows.append(f"{lr:>12.4g} | " + " | ".join(f"{mean[v, k]:7.3f} +- {std[v, k]:5.3f}"
+                                                        for v in range(len(self.variants))))
+        rows.append(f"{'chosen lr':>12} | " + " | ".join(f"{lr:>15g}" for lr in self.chosen_lrs))
+        compared = self.per_seed()
+        rows.append(f"comparing, seeds {_seed_list(sel.compare_on)} (mean +- std over these seeds):")
+        rows.append(f"{'at chosen lr':>12} | " + " | ".join(
+            f"{m:7.3f} +- {d:5.3f}" for m, d in zip(compared.mean(axis=0), compared.std(axis=0, ddof=1))))
         return "\n".join(rows)
 
+    def as_record(self) -> dict:
+        """What a notebook records: enough to recompute every verdict (:meth:`from_record`)."""
+        sel = self.selection
+        return dict(lrs=sel.rates, variants=sel.names, choose_on=sel.choose_on, compare_on=sel.compare_on,
+                    grid=sel.grid, chosen_lr=self.chosen_lrs, compared=sel.compared)
 
-def zi_bc_ablation(width: int, lrs, seeds, *, steps: int, betas=(0.9, 0.999), depth: int = 3, data=None,
-                   device=None) -> AblationTable:
-    """Train SimpleAdam in the four zero-init / bias-correction combinations at every
-    learning rate and seed (course protocol, batched sweep); the score is the mean
-    of the last 5 validation losses."""
+    @classmethod
+    def from_record(cls, betas, width: int, steps: int, record: dict) -> "AblationTable":
+        """The table of :meth:`as_record`'s numbers; the rates are chosen again from the grid."""
+        grid = np.array(record["grid"], dtype=float)
+        selection = SelectThenCompare(tuple(record["variants"]), np.array(record["lrs"], dtype=float),
+                                      tuple(record["choose_on"]), tuple(record["compare_on"]), grid,
+                                      choose_rates(grid), np.array(record["compared"], dtype=float))
+        return cls(tuple(betas), width, steps, selection)
+
+
+def claim_parts(switches: SwitchAblation, matters: str, barely: str) -> dict[str, tuple[str, str]]:
+    """The claim "``barely`` barely matters, ``matters`` does", part by part, against the simple
+    effects of a :class:`helpers.verdicts.SwitchAblation`: ``{part: (status, sentence)}``.
+
+    "``matters`` matters" is *supported* where dropping it is detected (with the other switch
+    on and off; *supported in one setting* if in one only), otherwise *not shown*. "``barely``
+    barely matters" is *contradicted* where dropping it is detected; where it is not, a
+    difference test cannot show it (it can only fail to detect): *not shown*, with the smallest
+    detectable effect of each setting."""
+
+    def settings(switch):
+        other = switches.names[1] if switch == switches.names[0] else switches.names[0]
+        detected, items = 0, []
+        for other_on in (True, False):
+            comparison = switches.simple[(switch, other_on)]
+            where = f"{'with' if other_on else 'without'} {other}"
+            if comparison.detected:
+                detected += 1
+                items.append(f"{where}: detected, {'raises' if comparison.mean > 0 else 'lowers'} the loss by "
+                             f"{abs(comparison.mean):.3f}")
+            else:
+                items.append(f"{where}: not detected with {comparison.n} seeds (smallest detectable effect "
+                             f"{comparison.detectable:.3f})")
+        return detected, "dropping it, " + "; ".join(items)
+
+    detected, text = settings(matters)
+    status = {2: "supported", 1: "supported in one setting", 0: "not shown"}[detected]
+    parts = {f"{matters} matters": (status, f"{status}: {text}")}
+    detected, text = settings(barely)
+    status = "contradicted" if detected else "not shown"
+    note = "" if detected else " (a difference test can only fail to detect)"
+    parts[f"{barely} barely matters"] = (status, f"{status}{note}: {text}")
+    return parts
+
+
+def _seed_list(seeds) -> str:
+    seeds = list(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(str(s) for s in seeds)
+
+
+def zi_bc_ablation(width: int, lrs, *, choose_on, compare_on, steps: int, betas=(0.9, 0.999), depth: int = 3,
+                   data=None, device=None) -> AblationTable:
+    """SimpleAdam in the four zero-init / bias-correction combinations (course protocol, batched
+    sweeps; the score is the mean of the last 5 validation losses): every learning rate of
+    ``lrs`` on the seeds ``choose_on``, then each combination at its chosen rate on the seeds
+    ``compare_on`` (:func:`helpers.verdicts.select_then_compare`)."""
     b1, b2 = betas
-    losses = []
-    for zero_init, bias_correction in ZI_BC_VARIANTS.values():
+
+    def run(name, rates, seeds):
+        zero_init, bias_correction = ZI_BC_VARIANTS[name]
         optimizer = functools.partial(SimpleAdam, b1=b1, b2=b2, zero_init=zero_init, bias_correction=bias_correction)
-        sweep = lr_sweep((width,), lrs, optimizer, depth=depth, steps=steps, seeds=seeds, data=data, device=device,
+        sweep = lr_sweep((width,), rates, optimizer, depth=depth, steps=steps, seeds=seeds, data=data, device=device,
                          progress=False)
-        losses.append(sweep.losses[:, 0, :])
-    return AblationTable(tuple(betas), width, steps, tuple(seeds), np.array(lrs, dtype=float),
-                         tuple(ZI_BC_VARIANTS), np.array(losses))
+        return sweep.losses[:, 0, :]
+
+    selection = select_then_compare(tuple(ZI_BC_VARIANTS), lrs, run, choose_on=choose_on, compare_on=compare_on)
+    return AblationTable(tuple(betas), width, steps, selection)
 
 
 def parameters_distance(model_a, model_b) -> float:
@@ -216,16 +250,20 @@ class ScheduleComparison:
     def winner(self) -> str | None:
         """``helpers.verdicts.clear_winner`` of the final losses: the schedule lower than
         every other on every seed, or None."""
-        from helpers.verdicts import clear_winner
-
         return clear_winner(self.per_seed(), self.names)
 
-    def versus(self, reference: str = "constant lr") -> dict[str, dict]:
+    def versus(self, reference: str = "constant lr") -> dict[str, PairedComparison]:
         """Every other schedule's final loss minus the reference's, per seed (same seeds,
-        same initial weights and batches): :func:`paired_effect`."""
-        values = self.per_seed()
-        k = self.names.index(reference)
-        return {name: paired_effect(values[:, j] - values[:, k]) for j, name in enumerate(self.names) if j != k}
+        same initial weights and batches): :func:`helpers.verdicts.paired_comparison`."""
+        return versus_reference(self.per_seed(), self.names, reference)
+
+
+def versus_reference(per_seed, names, reference: str) -> dict[str, PairedComparison]:
+    """``per_seed[seed, method]`` -> every other method minus ``reference``, per seed, as
+    :func:`helpers.verdicts.paired_comparison`."""
+    values, names = np.asarray(per_seed, dtype=float), list(names)
+    k = names.index(reference)
+    return {name: paired_comparison(values[:, j] - values[:, k]) for j, name in enumerate(names) if j != k}
 
 
 def _tallied_three_phase(eps_max: float, steps: int, tally: list):
