@@ -7,5 +7,6 @@ Modules: ``parts`` (what is graded, the points), ``cases`` (hidden inputs), ``co
 in the child: measures), ``judge`` (in the grader: verdicts and feedback wording), ``sandbox``
 and ``zygote`` (the child processes), ``submission`` (reading submissions, putting a part's
 code into the instructor's module), ``written`` (written answers), ``grader`` (the whole run,
-outputs), ``fixtures`` (synthetic submissions for tests and the benchmark).
+outputs). The synthetic submissions of the tests and the benchmark are test code
+(``tests/grading_fixtures.py``): nothing here imports them.
 """

@@ -1,7 +1,7 @@
 """Grade a folder of submissions: hidden tests per part, each part in its own sandboxed process.
 
     python scripts/grade.py SUBMISSIONS [--out build/grades] [--time-limit 10] [--memory-mb 2048] [--jobs 1]
-    python scripts/grade.py --bench 20          # time the grader on 20 synthetic submissions
+    python benchmarks/bench_grading.py 20       # time the grader on 20 synthetic submissions
 
 What happens (see the README's grading section):
 
@@ -283,7 +283,7 @@ class Grader:
             shutil.copyfile(path, self.staging / "grading" / path.name)
         self.guard = TreeGuard([ROOT, self.staging], skip=[self.tmp, *protect])
         workers = [Worker(self.staging, self.tmp / f"worker-{index}.log", wait=False)
-                   for index in range(max(1, options.jobs))]  # they import torch while the release is built
+                   for index in range(max(1, self.options.jobs))]  # they import torch while the release is built
         self.helpers = {f"helpers/{p.name}": self.guard.text(f"helpers/{p.name}")
                         for p in sorted((ROOT / "helpers").glob("*.py"))}
         self.release_dir = self.tmp / "release"
@@ -568,30 +568,6 @@ def summary_line(summary: dict) -> str:
             f"{summary['unreadable']} unreadable; grades in {summary['out']}/grades.csv")
 
 
-def bench(count: int = 20, jobs: int = 1, out: Path | None = None) -> dict:
-    """Grade ``count`` synthetic submissions (the solutions and classic mistakes); the times."""
-    from grading import fixtures
-
-    with tempfile.TemporaryDirectory(prefix="grade-bench-") as tmp:
-        tmp = Path(tmp)
-        fixtures.bench_submissions(tmp / "submissions", count)
-        start = time.monotonic()
-        grader = Grader(Options(jobs=jobs, progress=False), protect=[tmp])
-        started = time.monotonic()
-        try:
-            grader.self_test()
-            tested = time.monotonic()
-            grader.options.self_test = False
-            summary = grader.grade_folder(tmp / "submissions", out or tmp / "grades")
-        finally:
-            grader.close()
-        end = time.monotonic()
-    return dict(submissions=count, jobs=jobs, startup_s=round(started - start, 2),
-                reference_s=round(tested - started, 2), grading_s=round(end - tested, 2),
-                per_submission_s=round((end - tested) / count, 2), total_s=round(end - start, 2),
-                failed_to_run=summary["failed_to_run"])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Grade a folder of submissions of the student release.")
     parser.add_argument("submissions", nargs="?", type=Path, help="a folder of subfolders and .zip files")
@@ -603,12 +579,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-self-test", action="store_true",
                         help="skip grading the instructor's own code first (it must pass every hidden test)")
-    parser.add_argument("--bench", type=int, metavar="N", help="time the grader on N synthetic submissions")
     args = parser.parse_args(argv)
-    if args.bench:
-        result = bench(args.bench, args.jobs)
-        print(json.dumps(result, indent=1))
-        return 0
     if args.submissions is None or not args.submissions.is_dir():
         parser.error("give the folder of submissions (SUBMISSIONS=<folder> with make grade)")
     options = Options(args.time_limit, args.memory_mb, args.jobs, not args.no_landlock, not args.no_progress,

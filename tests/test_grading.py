@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from grading import cases, fixtures, grader, parts, submission, written  # noqa: E402
+import grading_fixtures as fixtures  # noqa: E402
+from grading import cases, grader, parts, submission, written  # noqa: E402
 
 LIMIT = 6  # seconds per part here (a correct part takes well under one)
 FULL = {part.name: part.points for part in parts.PARTS}
@@ -360,3 +361,16 @@ def test_without_landlock_the_tree_check_undoes_a_write_and_zeroes_the_part(shar
     result = json.loads((tmp_path / "out" / "grades.json").read_text())["students"]["writes-from-cpp"]
     assert result["parts"]["b_norms"]["status"] == "tampered" and result["parts"]["c_mup_lr"]["status"] == "passed"
     assert "helpers/planted.bin (changed, restored)" in (tmp_path / "out" / "feedback" / "writes-from-cpp.md").read_text()
+
+
+def test_grade_works_with_its_default_options(solutions, tmp_path):
+    folder = tmp_path / "submissions"
+    fixtures.make(solutions, folder / "correct", "correct")
+    summary = grader.grade(folder, tmp_path / "out")  # no Options: every default (Landlock, self-test, one job)
+    assert (summary["graded"], summary["failed_to_run"], summary["unreadable"]) == (1, 0, 0)
+    assert float(rows((tmp_path / "out" / "grades.csv").read_text())["correct"]["total"]) == 20
+
+
+def test_no_grading_module_imports_the_test_fixtures():
+    for path in sorted((ROOT / "grading").rglob("*.py")) + [ROOT / "scripts" / "grade.py"]:
+        assert not re.search(r"^\s*(from|import) .*fixtures", path.read_text(), re.M), path

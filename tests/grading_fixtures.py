@@ -1,4 +1,5 @@
-"""Synthetic submissions, built from the solutions, for the grader's tests and benchmark.
+"""Synthetic submissions, built from the solutions, for the grader's tests and benchmark
+(``benchmarks/bench_grading.py``). Test code: nothing under ``grading/`` imports it.
 
 :func:`solutions` writes the student release with the reference code put back
 (``release.restore``); :func:`make` copies it as one student's submission with that student's
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
-from grading.submission import _span, function_nodes
-
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from grading.submission import _span, function_nodes  # noqa: E402
 
 
 def solutions(dest: Path) -> Path:
