@@ -374,3 +374,25 @@ def test_grade_works_with_its_default_options(solutions, tmp_path):
 def test_no_grading_module_imports_the_test_fixtures():
     for path in sorted((ROOT / "grading").rglob("*.py")) + [ROOT / "scripts" / "grade.py"]:
         assert not re.search(r"^\s*(from|import) .*fixtures", path.read_text(), re.M), path
+
+
+def test_written_answers_are_found_by_cell_id_and_by_alignment_without_ids(solutions, tmp_path):
+    release = tmp_path / "release"
+    grader.release_module().build_student(ROOT, release)
+    questions = [q for q in written.questions(release) if q.notebook == "notebooks/00_rms_scaling_theory.ipynb"]
+    assert len(questions) > 1 and all(q.cell_id for q in questions)
+    student = fixtures.make(solutions, tmp_path / "s", "s")
+    path = student / questions[0].notebook
+    notebook = json.loads(path.read_text())
+    expected = [f"s answers 00_rms_scaling_theory question {q.number}: because of fan-in." for q in questions]
+    # cells moved around and new ones added: the ids still find every answer
+    moved = list(reversed(notebook["cells"]))
+    moved[1:1] = [dict(cell_type="markdown", id=f"new{i}", metadata={}, source=f"**Answer.**\nnotes {i}")
+                  for i in range(3)]
+    files = {questions[0].notebook: json.dumps(dict(notebook, cells=moved)).encode()}
+    found = written.answers(release, files, questions)
+    assert all(text in found[q] and "notes" not in found[q] for q, text in zip(questions, expected))
+    # a notebook whose cells lost their ids (nbformat 4.4): the cells are aligned with the release's
+    stripped = [{k: v for k, v in cell.items() if k != "id"} for cell in notebook["cells"]]
+    files = {questions[0].notebook: json.dumps(dict(notebook, cells=stripped, nbformat_minor=4)).encode()}
+    assert written.answers(release, files, questions) == found
