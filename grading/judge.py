@@ -150,7 +150,7 @@ _TEMP_ROOT = str(Path(tempfile.gettempdir()).resolve())
 
 
 def without_machine_paths(message: str) -> str:
-    message = message.replace(_COURSE_ROOT, "<course files>")
+    message = re.sub(r"/proc/\d+", "/proc/<pid>", message.replace(_COURSE_ROOT, "<course files>"))
     return re.sub(re.escape(_TEMP_ROOT) + r"/[^\s'\"]*", "<its folder>", message)
 
 

@@ -56,6 +56,21 @@ def _warm_up() -> None:
 _warm_up()
 
 
+def _hide_sources() -> None:
+    """Give every module of the private copy an empty entry in ``linecache``: a traceback formatted
+    in a child (torch formats one when seeding) must not read their files, which the sandbox
+    refuses (and reports as an attempt to reach outside the folder)."""
+    import linecache
+
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.startswith(STAGING + os.sep):
+            linecache.cache[path] = (0, None, [], path)  # no modification time: never reloaded
+
+
+_hide_sources()
+
+
 def _child(request: dict) -> None:
     folder = request["folder"]
     ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the worker

@@ -10,6 +10,7 @@ own written answers and a list of edits applied: the classic wrong answers of th
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -253,6 +254,35 @@ HOSTILE = {
         def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
             source = open({str(ROOT / "helpers" / "mup_lr.py")!r}).read()
             raise RuntimeError(source[source.index("def layer_lr"):][:200])
+    ''')],
+    # reads the instructor's solutions through /proc: the working folder of the process that grades (the one
+    # that built this fixture; a grader runs where the course is) and of each process above the part
+    "reads_through_proc": [edit_function(MUP_LR, "layer_lr", f'''
+        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
+            import os
+            pids = [{os.getpid()}, os.getpid()]
+            for pid in pids:
+                try:
+                    source = open(f"/proc/{{pid}}/cwd/helpers/mup_lr.py").read()
+                    raise RuntimeError(source[source.index("def layer_lr"):][:200])
+                except OSError:
+                    pass
+                try:
+                    with open(f"/proc/{{pid}}/stat") as handle:
+                        pids.append(int(handle.read().rsplit(")", 1)[1].split()[1]))
+                except OSError:
+                    pass
+                if len(pids) > 5:
+                    break
+            return lr
+    ''')],
+    # the same read from C++ (torch.from_file), which no audit hook sees: Landlock refuses it
+    "reads_from_cpp": [edit_function(MUP_LR, "layer_lr", f'''
+        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
+            import torch
+            source = torch.from_file({str(ROOT / "helpers" / "mup_lr.py")!r}, shared=False, size=4000, dtype=torch.uint8)
+            text = bytes(source.tolist()).decode(errors="replace")
+            raise RuntimeError(text[text.index("def layer_lr"):][:200])
     ''')],
     # a write from C++ (torch.save opens its file in C++, which no audit hook sees): Landlock refuses it
     # (the part fails with torch's error), or without Landlock the tree check finds and undoes it

@@ -51,6 +51,8 @@ EXPECTED = {
     "truncated-notebook": {"r09_first_step": (0.0, "unreadable")},
     "writes-instructor": {"b_norms": (0.0, "tampered")},
     "reads-solutions": {"c_mup_lr": (0.0, "tampered")},
+    "reads-through-proc": {"c_mup_lr": (0.0, "tampered")},
+    "reads-from-cpp": {"c_mup_lr": (0.0, "tampered")},  # refused by Landlock (no audit hook sees it)
     "writes-from-cpp": {"b_norms": (0.0, "tampered")},  # refused by Landlock: torch.save fails
     "writes-through-libc": {"b_norms": (0.0, "tampered")},
     "zipped": {},
@@ -67,7 +69,9 @@ EDITS = {
     "segfaults": fixtures.HOSTILE["segfaults"], "exits": fixtures.HOSTILE["exits"],
     "missing-notebook": fixtures.HOSTILE["missing_notebook"],
     "truncated-notebook": fixtures.HOSTILE["truncated_notebook"],
-    "writes-instructor": fixtures.HOSTILE["writes_instructor"], "reads-solutions": fixtures.HOSTILE["reads_solutions"], "writes-from-cpp": fixtures.HOSTILE["writes_from_cpp"],
+    "writes-instructor": fixtures.HOSTILE["writes_instructor"], "reads-solutions": fixtures.HOSTILE["reads_solutions"],
+    "reads-through-proc": fixtures.HOSTILE["reads_through_proc"], "reads-from-cpp": fixtures.HOSTILE["reads_from_cpp"],
+    "writes-from-cpp": fixtures.HOSTILE["writes_from_cpp"],
     "writes-through-libc": fixtures.HOSTILE["writes_through_libc"],
 }
 PLANTED = [ROOT / "helpers" / "planted.py", ROOT / "helpers" / "planted.bin"]
@@ -262,7 +266,9 @@ def test_a_tampered_checks_file_gains_nothing(graded):
     ("writes-from-cpp", ["it tried to reach outside its own folder", "Permission denied"]),
     ("writes-through-libc", ["it tried to reach outside its own folder", "ctypes"]),
     ("truncated-notebook", ["is not valid notebook JSON"]),
-    ("reads-solutions", ["it tried to reach outside its own folder", "Permission denied"]),
+    ("reads-solutions", ["it tried to reach outside its own folder: <course files>/helpers/mup_lr.py"]),
+    ("reads-through-proc", ["it tried to reach outside its own folder: /proc/<pid>/cwd/helpers/mup_lr.py"]),
+    ("reads-from-cpp", ["it tried to reach outside its own folder", "Permission denied"]),
     ("segfaults", ["the process running it was killed by SIGSEGV"]),
     ("exits", ["the process running it ended without a result"]),
     ("stub-left", ["the stub is still there"]),
@@ -348,19 +354,40 @@ def test_the_same_submissions_give_the_same_csv_byte_for_byte(graded, shared_gra
     assert rows(first.decode()) == {name: big[name] for name in rows(first.decode())}
 
 
-def test_without_landlock_the_tree_check_undoes_a_write_and_zeroes_the_part(shared_grader, submissions, tmp_path):
+def test_without_landlock_reads_are_refused_and_the_tree_check_undoes_a_write(shared_grader, submissions, tmp_path):
     one = tmp_path / "one"
-    shutil.copytree(submissions / "writes-from-cpp", one / "writes-from-cpp")
+    for student in ("writes-from-cpp", "reads-solutions", "reads-through-proc"):
+        shutil.copytree(submissions / student, one / student)
     before = tree_hash()
-    shared_grader.options.self_test, shared_grader.options.landlock = False, False
+    shared_grader.options.self_test, shared_grader.options.landlock = False, False  # --no-landlock
     try:
-        shared_grader.grade_folder(one, tmp_path / "out")
+        summary = shared_grader.grade_folder(one, tmp_path / "out")
     finally:
         shared_grader.options.landlock = True
+    assert (summary["landlock"], summary["jobs"]) == (0, 1)  # one part at a time, although the grader has --jobs 2
     assert tree_hash() == before and not any(path.exists() for path in PLANTED)
-    result = json.loads((tmp_path / "out" / "grades.json").read_text())["students"]["writes-from-cpp"]
+    students = json.loads((tmp_path / "out" / "grades.json").read_text())["students"]
+    result = students["writes-from-cpp"]
     assert result["parts"]["b_norms"]["status"] == "tampered" and result["parts"]["c_mup_lr"]["status"] == "passed"
     assert "helpers/planted.bin (changed, restored)" in (tmp_path / "out" / "feedback" / "writes-from-cpp.md").read_text()
+    for student, refused in (("reads-solutions", "<course files>/helpers/mup_lr.py"),
+                             ("reads-through-proc", "<course files>/helpers/mup_lr.py")):
+        assert students[student]["parts"]["c_mup_lr"]["status"] == "tampered", student  # the audit hook refused it
+        assert students[student]["parts"]["b_norms"]["status"] == "passed", student
+        text = (tmp_path / "out" / "feedback" / f"{student}.md").read_text()
+        assert f"it tried to reach outside its own folder: {refused}" in text and "def layer_lr" not in text
+
+
+def test_without_landlock_grading_does_not_start_unless_the_instructor_says_so(monkeypatch):
+    from grading import sandbox
+
+    monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)  # a kernel without Landlock
+    with pytest.raises(grader.GraderError, match="no Landlock.*--no-landlock"):
+        grader.Grader(grader.Options(progress=False))
+    for options in (grader.Options(landlock=False, jobs=2), grader.Options(container=True, jobs=2)):
+        monkeypatch.setattr(grader, "release_module", lambda: (_ for _ in ()).throw(RuntimeError("started")))
+        with pytest.raises(RuntimeError, match="started"):  # past the check: it goes on to build the release
+            grader.Grader(options)
 
 
 def test_grade_works_with_its_default_options(solutions, tmp_path):
