@@ -524,6 +524,25 @@ def grades_json(results: list[SubmissionResult]) -> str:
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
+INTRO = ("Each part was graded on its own: your code for that part ran inside the course's reference helpers, on "
+         "hidden tests with other shapes, widths, seeds and settings than the notebook's self-check, so a mistake in "
+         "one part costs only that part.")
+
+
+def part_feedback(part, r: PartResult) -> list[str]:
+    """The feedback on one part, under its heading (also each test's output on Gradescope)."""
+    lines = [f"{_score(r.points)} / {part.points:g} points; status **{r.status}** ({STATUSES[r.status]}). Graded "
+             f"code: {', '.join(f'`{f}`' for f in part.functions)} in `{part.file}`.", ""]
+    for finding in r.findings:
+        lines += [f"- {finding.mistake}.", f"  Hint: {finding.hint}."]
+    for criterion in r.criteria:
+        mark = {"passed": "passed", "failed": "failed", "not attempted": "not attempted"}[criterion.state]
+        lines.append(f"- {criterion.name}: {mark}")
+        for finding in criterion.findings:
+            lines += [f"  - Measured: {finding.mistake}.", f"    Hint: {finding.hint}."]
+    return lines
+
+
 def feedback(result: SubmissionResult) -> str:
     possible = sum(part.points for part in PARTS)
     lines = [f"# Feedback for {result.name}", "", f"**Total: {_score(result.total)} / {possible:g}**", ""]
@@ -533,22 +552,9 @@ def feedback(result: SubmissionResult) -> str:
     for part in PARTS:
         r = result.parts[part.name]
         lines.append(f"| {part.name} | {_score(r.points)} / {part.points:g} | {r.status} |")
-    lines += ["", "Each part was graded on its own: your code for that part ran inside the course's reference "
-              "helpers, on hidden tests with other shapes, widths, seeds and settings than the notebook's self-check, "
-              "so a mistake in one part costs only that part.", ""]
+    lines += ["", INTRO, ""]
     for part in PARTS:
-        r = result.parts[part.name]
-        lines += [f"## {part.name}: {part.title}", "", f"{_score(r.points)} / {part.points:g} points; status "
-                  f"**{r.status}** ({STATUSES[r.status]}). Graded code: {', '.join(f'`{f}`' for f in part.functions)}"
-                  f" in `{part.file}`.", ""]
-        for finding in r.findings:
-            lines += [f"- {finding.mistake}.", f"  Hint: {finding.hint}."]
-        for criterion in r.criteria:
-            mark = {"passed": "passed", "failed": "failed", "not attempted": "not attempted"}[criterion.state]
-            lines.append(f"- {criterion.name}: {mark}")
-            for finding in criterion.findings:
-                lines += [f"  - Measured: {finding.mistake}.", f"    Hint: {finding.hint}."]
-        lines.append("")
+        lines += [f"## {part.name}: {part.title}", ""] + part_feedback(part, result.parts[part.name]) + [""]
     if result.notes:
         lines += ["## Files not read", ""] + [f"- {note}" for note in result.notes] + [""]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -313,3 +314,57 @@ def bench_submissions(folder: Path, count: int) -> list[Path]:
     kinds = [("correct", [])] + sorted(MISTAKES.items())
     return [make(base, folder / f"student{index:03d}", f"student{index:03d}", kinds[index % len(kinds)][1])
             for index in range(count)]
+
+
+def tree_hash(root: Path) -> str:
+    """Every file of the instructor's tree but build outputs, caches and git."""
+    import hashlib
+
+    from grading.grader import SKIPPED_DIRS
+
+    digest = hashlib.sha256()
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        for name in sorted(files):
+            path = Path(directory) / name
+            if not name.endswith(".pyc"):
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- what feedback may not say
+def hidden_shapes() -> set[tuple[int, ...]]:
+    from grading import cases
+
+    shapes = set(cases.SCALE_SHAPES) | set(cases.SCALE_STEP_SHAPES) | set(cases.SHAMPOO_SHAPES)
+    shapes |= set(cases.MUON_PAIRS)
+    for group in (cases.NORM_CASES, cases.ORTHO_CASES, cases.NS_DEFAULT_CASES, cases.NS_ARGUMENT_CASES):
+        shapes |= {case["shape"] for case in group}
+    for net in cases.MUP_NETS + cases.SCALED_NETS:
+        widths = (net["input_size"], *net["hidden"], net["classes"])
+        shapes |= set(zip(widths[1:], widths[:-1])) | {tuple(net["hidden"])}
+    return shapes
+
+
+FORMULAS = ["lr/fan_in", "1/fan_in", "sqrt(fan_out/fan_in)", "sqrt(fan_in/fan_out)", "/fan_in", "fan_in/",
+            "input_mult/", "*fan_in", "1/sqrt(fan_in)"]
+
+
+def assert_reveals_nothing(text: str, where: str, limit: float, students=()) -> None:
+    """No digit in ``text`` but the ones feedback may hold (points, counts, lines, limits, names), no
+    hidden shape spelled out, no correct formula."""
+    from grading import parts
+
+    allowed = [r"\b\d+\.\d\d\b", r"/ \d+\b", r"\b\d+ of \d+ ", r"line \d+ of", rf"\b{limit:g} s limit", r"\d+ MB",
+               r"\*\*Total: [\d.]+ / \d+\*\*", r"Q1\([ab]\)", r"\b2[b-e]:", r"research \d\d", r"\bd[12]\b",
+               r"\b(?:helpers|notebooks)/[\w.]+", r"\(d_out, 1\)", r"\(cell \d+\)"]
+    allowed += [re.escape(part.name) for part in parts.PARTS] + [re.escape(s) for s in students]
+    rest = text
+    for pattern in allowed:
+        rest = re.sub(pattern, "", rest)
+    assert not re.findall(r"\d", rest), (where, re.findall(r".{0,30}\d.{0,30}", rest)[:5])
+    for shape in hidden_shapes():
+        for spelled in (" x ".join(map(str, shape)), "x".join(map(str, shape)), str(shape), str(list(shape))):
+            assert spelled not in text, (where, spelled)
+    squeezed = text.replace(" ", "")
+    assert not [f for f in FORMULAS if f in squeezed], where
