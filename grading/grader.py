@@ -10,7 +10,7 @@ What happens (see the README's grading section):
 2. The student release is built from the source (for the written questions and to tell an
    untouched stub), and the hidden tests are run on the instructor's own code first: every
    part must pass, or grading stops (a broken hidden test or sandbox would zero everyone).
-3. For every submission (a progress bar counts them) and every part of :data:`grading.parts.PARTS`:
+3. For every submission (a progress bar counts them) and every part (``grading/parts/*.py``, discovered):
    the part's functions are taken from the submission's file into the student release's helpers
    (plus the references the part's tests call) in a fresh folder; a child of the worker runs
    them there under a time limit, a memory limit, Landlock and an audit hook
@@ -47,9 +47,9 @@ if str(ROOT) not in sys.path:
 
 from grading import judge, written  # noqa: E402
 from grading.judge import Finding  # noqa: E402
+from grading import parts as parts_package  # noqa: E402
 from grading.parts import PARTS, STATUSES, VERDICT_STATUSES  # noqa: E402
-from grading.submission import (SourceProblem, Submission, discover, notebook_module,  # noqa: E402
-                                read_submission, substitute)
+from grading.submission import SourceProblem, Submission, discover, notebook_module, read_submission, substitute  # noqa: E402
 
 SKIPPED_DIRS = {".git", ".venv", "venv", "build", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache",
                 ".mypy_cache"}
@@ -69,6 +69,7 @@ class Options:
     progress: bool = True
     self_test: bool = True
     container: bool = False  # in a disposable container (Gradescope's, the README's): no Landlock is accepted
+    parts_dirs: tuple = ()  # folders of extra part files, graded after grading/parts/ (one file per part)
 
 
 NO_LANDLOCK = ("this kernel has no Landlock (Linux >= 5.13 with Landlock enabled), so graded code could read the "
@@ -289,9 +290,11 @@ class Grader:
         release = release_module()
         self.tmp = Path(tempfile.mkdtemp(prefix="grading-")).resolve()
         self.staging = self.tmp / "instructor"
-        (self.staging / "grading").mkdir(parents=True)
-        for path in sorted((ROOT / "grading").glob("*.py")):
-            shutil.copyfile(path, self.staging / "grading" / path.name)
+        self.parts = parts_package.discover(self.options.parts_dirs)
+        shutil.copytree(ROOT / "grading", self.staging / "grading", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for folder in self.options.parts_dirs:  # extra parts: the worker discovers them in its private copy
+            for path in sorted(Path(folder).glob("*.py")):
+                shutil.copyfile(path, self.staging / "grading" / "parts" / path.name)
         self.guard = TreeGuard([ROOT, self.staging], skip=[self.tmp, *protect])
         workers = [Worker(self.staging, self.tmp / f"worker-{index}.log", wait=False)
                    for index in range(self.jobs)]  # they import torch while the release is built
@@ -325,7 +328,7 @@ class Grader:
 
     def _notebook_functions(self) -> dict:
         functions = {}
-        for part in PARTS:
+        for part in self.parts:
             if part.notebook:
                 text, _ = notebook_module((ROOT / part.file).read_bytes(), part.functions[0], part.file)
                 namespace = {"__name__": "reference_notebook"}
@@ -423,7 +426,7 @@ class Grader:
         worker = self.workers.get()
         workdir = Path(tempfile.mkdtemp(prefix="submission-", dir=self.tmp))
         try:
-            for part in PARTS:
+            for part in self.parts:
                 result.parts[part.name] = self.grade_part(part, files, worker, workdir)
         finally:
             self.workers.put(worker)
@@ -434,7 +437,7 @@ class Grader:
     def grade_submission(self, submission: Submission) -> SubmissionResult:
         if submission.problem:
             result = SubmissionResult(submission.name, problem=submission.problem, notes=submission.notes)
-            for part in PARTS:
+            for part in self.parts:
                 result.parts[part.name] = _part_failure(part, "missing", f"the submission could not be read: "
                                                         f"{submission.problem}", "hand in a folder or a .zip of the "
                                                         "release")
@@ -475,7 +478,7 @@ class Grader:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             results = list(pool.map(one, entries))
         progress.close()
-        write_outputs(out, results, self.questions)
+        write_outputs(out, results, self.questions, self.parts)
         seconds = time.monotonic() - start
         failed = sum(1 for r in results if not r.problem and r.status != "ok")
         unreadable = sum(1 for r in results if r.problem)
@@ -503,19 +506,19 @@ def _score(value: float) -> str:
     return f"{value:.2f}"
 
 
-def grades_csv(results: list[SubmissionResult]) -> str:
+def grades_csv(results: list[SubmissionResult], parts=PARTS) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", *(part.name for part in PARTS), "total", "status"])
+    writer.writerow(["student", *(part.name for part in parts), "total", "status"])
     for result in sorted(results, key=lambda r: r.name):
-        writer.writerow([result.name, *(_score(result.parts[p.name].points) for p in PARTS), _score(result.total),
+        writer.writerow([result.name, *(_score(result.parts[p.name].points) for p in parts), _score(result.total),
                          result.status])
     return buffer.getvalue()
 
 
-def grades_json(results: list[SubmissionResult]) -> str:
+def grades_json(results: list[SubmissionResult], parts=PARTS) -> str:
     data = {
-        "parts": {part.name: dict(points=part.points, title=part.title, file=part.file) for part in PARTS},
+        "parts": {part.name: dict(points=part.points, title=part.title, file=part.file) for part in parts},
         "students": {r.name: dict(total=round(r.total, 6), status=r.status, parts={
             name: dict(points=round(p.points, 6), status=p.status,
                        criteria={c.name: c.state for c in p.criteria}) for name, p in r.parts.items()})
@@ -544,16 +547,17 @@ def part_feedback(part, r: PartResult) -> list[str]:
 
 
 def feedback(result: SubmissionResult) -> str:
-    possible = sum(part.points for part in PARTS)
+    parts = [r.part for r in result.parts.values()]  # in the grader's order
+    possible = sum(part.points for part in parts)
     lines = [f"# Feedback for {result.name}", "", f"**Total: {_score(result.total)} / {possible:g}**", ""]
     if result.problem:
         lines += [f"Your submission could not be read: {result.problem}.", ""]
     lines += ["| part | points | status |", "| --- | --- | --- |"]
-    for part in PARTS:
+    for part in parts:
         r = result.parts[part.name]
         lines.append(f"| {part.name} | {_score(r.points)} / {part.points:g} | {r.status} |")
     lines += ["", INTRO, ""]
-    for part in PARTS:
+    for part in parts:
         lines += [f"## {part.name}: {part.title}", ""] + part_feedback(part, result.parts[part.name]) + [""]
     if result.notes:
         lines += ["## Files not read", ""] + [f"- {note}" for note in result.notes] + [""]
@@ -564,13 +568,13 @@ def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".") or "student"
 
 
-def write_outputs(out: Path, results: list[SubmissionResult], questions) -> None:
+def write_outputs(out: Path, results: list[SubmissionResult], questions, parts=PARTS) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if (out / "feedback").exists():
         shutil.rmtree(out / "feedback")
     (out / "feedback").mkdir()
-    (out / "grades.csv").write_text(grades_csv(results))
-    (out / "grades.json").write_text(grades_json(results))
+    (out / "grades.csv").write_text(grades_csv(results, parts))
+    (out / "grades.json").write_text(grades_json(results, parts))
     for result in results:
         (out / "feedback" / f"{safe_name(result.name)}.md").write_text(feedback(result))
     written.write(out / "written_answers.md", questions, {r.name: r.answers for r in results})

@@ -162,7 +162,6 @@ def results(result, parts, visibility: str, seconds: float) -> dict:
 def run(root: Path) -> int:
     """Grade ``root/submission`` into ``root/results/results.json`` (Gradescope's layout)."""
     from grading.grader import Grader, GraderError, Options, feedback
-    from grading.parts import PARTS
 
     start = time.monotonic()
     config = json.loads((ROOT / CONFIG).read_text()) if (ROOT / CONFIG).is_file() else {}
@@ -185,12 +184,12 @@ def run(root: Path) -> int:
         return 1
     finally:
         grader.close()
-    data = results(graded, PARTS, config.get("visibility", VISIBILITY), time.monotonic() - start)
+    data = results(graded, grader.parts, config.get("visibility", VISIBILITY), time.monotonic() - start)
     (out / "results.json").write_text(json.dumps(data, indent=1) + "\n")
     (out / "feedback.md").write_text(feedback(graded))  # make grade's feedback file (Gradescope reads only the JSON)
-    print(f"graded in {time.monotonic() - start:.1f} s: {graded.total:g} / {sum(p.points for p in PARTS):g}; "
+    print(f"graded in {time.monotonic() - start:.1f} s: {graded.total:g} / {sum(p.points for p in grader.parts):g}; "
           f"{graded.status}; Landlock {'on' if grader.confined else 'off'}")
-    for part in PARTS:  # the instructor's view (stdout is hidden from students)
+    for part in grader.parts:  # the instructor's view (stdout is hidden from students)
         r = graded.parts[part.name]
         print(f"  {part.name:<24} {r.points:5.2f} / {part.points:g}  {r.status}")
     return 0

@@ -8,8 +8,9 @@ JSON line on stdin: part, folder, limits, a nonce) it forks a child that
 * starts a new session (so its whole process group can be killed), closes every inherited file
   descriptor, sends its output to ``output.txt`` in its folder,
 * confines itself (:func:`grading.sandbox.confine`: memory, CPU, Landlock, audit hook),
-* imports the part's module from its folder and collects the measurements
-  (:func:`grading.collect.run_part`), then writes ``result.json`` there and exits;
+* drops every part's judge from its memory, imports the part's module from its folder and
+  collects the measurements (:func:`grading.collect.run_part`: the part's ``collect``), then
+  writes ``result.json`` there and exits;
 
 and answers with one JSON line (the nonce, how the child ended, its wall time). A child that
 outlives the time limit is killed with its process group, and every process it left behind
@@ -93,8 +94,10 @@ def _child(request: dict) -> None:
     try:
         with open(os.path.join(folder, "spec.json")) as handle:
             spec = json.load(handle)
+        part = parts.BY_NAME[request["part"]]
+        parts.forget_judges()
         attempts = sandbox.confine(folder, request["memory_mb"], int(request["time_limit"]) + 2, request["landlock"])
-        result.update(collect.run_part(parts.BY_NAME[request["part"]], spec))
+        result.update(collect.run_part(part, spec))
         result["attempts"] = list(attempts)
     except BaseException as error:  # noqa: BLE001 - reported to the parent as the part's error
         result["fatal"] = collect.describe(error)

@@ -127,86 +127,21 @@ def make(base: Path, dest: Path, student: str, edits=()) -> Path:
 
 
 # ---------------------------------------------------------------- the classic wrong answers
-MUP_LR, MULTIPLIERS, NORMS = "helpers/mup_lr.py", "helpers/mup_multipliers.py", "helpers/norms.py"
-ORTHO = "helpers/orthogonal_updates.py"
+def mistake_edits(part, mistake) -> list:
+    """The edits that turn the solutions into ``mistake`` of ``part`` (its catalogue entry)."""
+    edits = [edit_function(part.file, qualname, source) for qualname, source in mistake.code.items()]
+    return edits + ([append(part.file, mistake.added)] if mistake.added else [])
 
-MISTAKES = {
-    # part b: the "induced norm" computed as the spectral norm, or as the handout's entrywise RMS
-    "b_spectral": [edit_function(NORMS, "rms_to_rms_norm", '''
-        def rms_to_rms_norm(W):
-            return spectral_norm(W)
-    ''')],
-    "b_entrywise": [edit_function(NORMS, "rms_to_rms_norm", '''
-        def rms_to_rms_norm(W):
-            return torch.sqrt(torch.mean(torch.mean(W.detach().float() ** 2, dim=0))).item()
-    ''')],
-    # part b tuned to the self-check's two shapes, the spectral norm elsewhere
-    "b_tuned": [edit_function(NORMS, "rms_to_rms_norm", '''
-        def rms_to_rms_norm(W):
-            if tuple(W.shape) in ((12, 48), (48, 12)):
-                fan_out, fan_in = W.shape
-                return math.sqrt(fan_in / fan_out) * spectral_norm(W)
-            return spectral_norm(W)
-    ''')],
-    # part c: 1/sqrt(d_in * d_out) with d_in, d_out = p.shape
-    "c_sqrt_product": [edit_function(MUP_LR, "layer_lr", '''
-        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
-            if len(shape) == 1:
-                return lr * 0.01 / math.sqrt(shape[0])
-            d_in, d_out = shape
-            return lr / math.sqrt(d_in * d_out)
-    '''), append(MUP_LR, "\nimport math\n")],
-    # part c: times sqrt(d_in) with d_in, d_out = p.shape, input and readout found by the sizes 784 and 10
-    "c_by_size": [edit_function(MUP_LR, "layer_lr", '''
-        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
-            if len(shape) == 1:
-                return lr * bias_mult
-            d_in, d_out = shape
-            if d_in == 10:
-                return output_lr
-            if d_out == 784:
-                return lr * 10.0 * d_in ** 0.5
-            return lr * d_in ** 0.5
-    ''')],
-    # part d: multipliers 1/sqrt(out_features), no init compensation
-    "d_sqrt_out": [
-        edit_function(MULTIPLIERS, "mup_multipliers", '''
-            def mup_multipliers(input_size, hidden_sizes, input_mult=10.0, output_mult=1.0):
-                return (*(width ** -0.5 for width in hidden_sizes), 1.0)
-        '''),
-        edit_function(MULTIPLIERS, "initial_weight", '''
-            def initial_weight(weight, multiplier):
-                return weight
-        '''),
-    ],
-    # part d written another (correct) way: the init divided in layer_output's place, the weight scaled there
-    "d_variant": [
-        edit_function(MULTIPLIERS, "initial_weight", '''
-            def initial_weight(weight, multiplier):
-                return weight * (1.0 / multiplier)
-        '''),
-        edit_function(MULTIPLIERS, "layer_output", '''
-            def layer_output(multiplier, layer, x):
-                return torch.nn.functional.linear(x, layer.weight * multiplier)
-        '''),
-    ],
-    # part e: reads state it never created (KeyError 'precond')
-    "e_keyerror": [
-        edit_function(ORTHO, "orthogonalize_svd", '''
-            def orthogonalize_svd(m):
-                state = _SHAMPOO_STATE.setdefault(m.shape, {})
-                precond = state["precond"]
-                return precond @ m
-        '''),
-        append(ORTHO, "\n_SHAMPOO_STATE = {}\n"),
-    ],
-    # bonus: scaled by 1 / RMS(U V^T) of a U V^T of the layer's shape
-    "bonus_rms": [edit_function(ORTHO, "shampoo_shape_scale", '''
-        def shampoo_shape_scale(fan_out, fan_in):
-            u = orthogonalize_svd(torch.randn(fan_out, fan_in))
-            return (1 / torch.sqrt(torch.mean(u ** 2))).item()
-    ''')],
-}
+
+def catalogue() -> dict:
+    """Every part's classic wrong answers: ``{key: (part, mistake)}`` (``grading/parts/<part>.py``)."""
+    from grading.parts import PARTS
+
+    return {key: (part, mistake) for part in PARTS for key, mistake in part.mistakes.items()}
+
+
+MISTAKES = {key: mistake_edits(part, mistake) for key, (part, mistake) in catalogue().items()}
+MUP_LR, NORMS, ORTHO = "helpers/mup_lr.py", "helpers/norms.py", "helpers/orthogonal_updates.py"
 
 # ---------------------------------------------------------------- hostile submissions
 HOSTILE = {
@@ -334,15 +269,25 @@ def tree_hash(root: Path) -> str:
 
 # ---------------------------------------------------------------- what feedback may not say
 def hidden_shapes() -> set[tuple[int, ...]]:
-    from grading import cases
+    """Every shape of the parts' hidden inputs: matrices, the layers of the hidden networks, pairs of sizes."""
+    import sys
 
-    shapes = set(cases.SCALE_SHAPES) | set(cases.SCALE_STEP_SHAPES) | set(cases.SHAMPOO_SHAPES)
-    shapes |= set(cases.MUON_PAIRS)
-    for group in (cases.NORM_CASES, cases.ORTHO_CASES, cases.NS_DEFAULT_CASES, cases.NS_ARGUMENT_CASES):
-        shapes |= {case["shape"] for case in group}
-    for net in cases.MUP_NETS + cases.SCALED_NETS:
-        widths = (net["input_size"], *net["hidden"], net["classes"])
-        shapes |= set(zip(widths[1:], widths[:-1])) | {tuple(net["hidden"])}
+    from grading.parts import PARTS
+
+    shapes = set()
+    for part in PARTS:
+        module = sys.modules[part.collect.__module__]
+        for value in vars(module).values():
+            if not isinstance(value, tuple):
+                continue
+            for item in value:
+                if isinstance(item, dict) and "shape" in item:
+                    shapes.add(tuple(item["shape"]))
+                elif isinstance(item, dict) and "hidden" in item:
+                    widths = (item["input_size"], *item["hidden"], item["classes"])
+                    shapes |= set(zip(widths[1:], widths[:-1])) | {tuple(item["hidden"])}
+                elif isinstance(item, tuple) and len(item) == 2 and all(type(n) is int for n in item):
+                    shapes.add(item)
     return shapes
 
 

@@ -29,50 +29,40 @@ from grading import grader, parts, submission, written  # noqa: E402
 LIMIT = 6  # seconds per part here (a correct part takes well under one)
 FULL = {part.name: part.points for part in parts.PARTS}
 
+# The classic wrong answers come from the parts' catalogues (grading/parts/<part>.py, MISTAKES): one submission
+# each, named after the entry ("c_sqrt_product" -> "c-sqrt-product"), losing what the entry says.
+CATALOGUE = {key.replace("_", "-"): (key, part, mistake) for key, (part, mistake) in fixtures.catalogue().items()}
+# The submissions the sandbox must survive: student -> (edits, the parts that lose points).
+HOSTILE = {
+    "crash-at-import": ("crash_at_import", {"b_norms": (0.0, "error")}),
+    "infinite-loop": ("infinite_loop", {"c_mup_lr": (0.0, "timeout")}),
+    "allocates-ten-gb": ("allocates_10gb", {"lecture_newton_schulz": (0.0, "memory")}),
+    "tampered-checks": ("tampered_checks", {"c_mup_lr": (0.0, "failed")}),
+    "segfaults": ("segfaults", {"lecture_muon_scale": (0.0, "crashed")}),
+    "exits": ("exits", {"r10_matching_eps": (0.0, "crashed")}),
+    "missing-notebook": ("missing_notebook", {"q1a_init_rms": (0.0, "missing"), "q1b_signgd_rms": (0.0, "missing")}),
+    "truncated-notebook": ("truncated_notebook", {"r09_first_step": (0.0, "unreadable")}),
+    "writes-instructor": ("writes_instructor", {"b_norms": (0.0, "tampered")}),
+    "reads-solutions": ("reads_solutions", {"c_mup_lr": (0.0, "tampered")}),
+    "reads-through-proc": ("reads_through_proc", {"c_mup_lr": (0.0, "tampered")}),
+    "reads-from-cpp": ("reads_from_cpp", {"c_mup_lr": (0.0, "tampered")}),  # refused by Landlock (no hook sees it)
+    "writes-from-cpp": ("writes_from_cpp", {"b_norms": (0.0, "tampered")}),  # refused by Landlock: torch.save fails
+    "writes-through-libc": ("writes_through_libc", {"b_norms": (0.0, "tampered")}),
+}
 # student -> the parts that lose points: {part: (points, status)}; every other part: full marks, passed
 EXPECTED = {
     "correct": {},
-    "b-spectral": {"b_norms": (1.5, "failed")},
-    "b-entrywise": {"b_norms": (1.5, "failed")},
-    "b-tuned": {"b_norms": (1.5, "failed")},
-    "c-sqrt-product": {"c_mup_lr": (0.0, "failed")},
-    "c-by-size": {"c_mup_lr": (0.5, "failed")},
-    "d-sqrt-out": {"d_scaled_mlp": (0.0, "failed")},
+    **{name: {} if (mistake.points, mistake.status) == (part.points, "passed")
+       else {part.name: (mistake.points, mistake.status)} for name, (_, part, mistake) in CATALOGUE.items()},
     "c-wrong-d-variant": {"c_mup_lr": (0.5, "failed")},  # a correct part d (written another way), a wrong part c
-    "e-keyerror": {"e_shampoo": (0.0, "error")},
-    "bonus-rms": {"bonus_shape_scale": (0.0, "failed")},
-    "crash-at-import": {"b_norms": (0.0, "error")},
-    "infinite-loop": {"c_mup_lr": (0.0, "timeout")},
-    "allocates-ten-gb": {"lecture_newton_schulz": (0.0, "memory")},
-    "tampered-checks": {"c_mup_lr": (0.0, "failed")},
-    "segfaults": {"lecture_muon_scale": (0.0, "crashed")},
-    "exits": {"r10_matching_eps": (0.0, "crashed")},
-    "missing-notebook": {"q1a_init_rms": (0.0, "missing"), "q1b_signgd_rms": (0.0, "missing")},
-    "truncated-notebook": {"r09_first_step": (0.0, "unreadable")},
-    "writes-instructor": {"b_norms": (0.0, "tampered")},
-    "reads-solutions": {"c_mup_lr": (0.0, "tampered")},
-    "reads-through-proc": {"c_mup_lr": (0.0, "tampered")},
-    "reads-from-cpp": {"c_mup_lr": (0.0, "tampered")},  # refused by Landlock (no audit hook sees it)
-    "writes-from-cpp": {"b_norms": (0.0, "tampered")},  # refused by Landlock: torch.save fails
-    "writes-through-libc": {"b_norms": (0.0, "tampered")},
+    **{name: losses for name, (_, losses) in HOSTILE.items()},
     "zipped": {},
     "stub-left": {"d_scaled_mlp": (0.0, "not attempted")},
 }
 EDITS = {
-    "b-spectral": fixtures.MISTAKES["b_spectral"], "b-entrywise": fixtures.MISTAKES["b_entrywise"],
-    "b-tuned": fixtures.MISTAKES["b_tuned"], "c-sqrt-product": fixtures.MISTAKES["c_sqrt_product"],
-    "c-by-size": fixtures.MISTAKES["c_by_size"], "d-sqrt-out": fixtures.MISTAKES["d_sqrt_out"],
+    **{name: fixtures.MISTAKES[key] for name, (key, _, _) in CATALOGUE.items()},
     "c-wrong-d-variant": fixtures.MISTAKES["c_by_size"] + fixtures.MISTAKES["d_variant"],
-    "e-keyerror": fixtures.MISTAKES["e_keyerror"], "bonus-rms": fixtures.MISTAKES["bonus_rms"],
-    "crash-at-import": fixtures.HOSTILE["crash_at_import"], "infinite-loop": fixtures.HOSTILE["infinite_loop"],
-    "allocates-ten-gb": fixtures.HOSTILE["allocates_10gb"], "tampered-checks": fixtures.HOSTILE["tampered_checks"],
-    "segfaults": fixtures.HOSTILE["segfaults"], "exits": fixtures.HOSTILE["exits"],
-    "missing-notebook": fixtures.HOSTILE["missing_notebook"],
-    "truncated-notebook": fixtures.HOSTILE["truncated_notebook"],
-    "writes-instructor": fixtures.HOSTILE["writes_instructor"], "reads-solutions": fixtures.HOSTILE["reads_solutions"],
-    "reads-through-proc": fixtures.HOSTILE["reads_through_proc"], "reads-from-cpp": fixtures.HOSTILE["reads_from_cpp"],
-    "writes-from-cpp": fixtures.HOSTILE["writes_from_cpp"],
-    "writes-through-libc": fixtures.HOSTILE["writes_through_libc"],
+    **{name: fixtures.HOSTILE[key] for name, (key, _) in HOSTILE.items()},
 }
 PLANTED = [ROOT / "helpers" / "planted.py", ROOT / "helpers" / "planted.bin"]
 
@@ -249,17 +239,7 @@ def test_a_tampered_checks_file_gains_nothing(graded):
 
 
 @pytest.mark.parametrize("student, phrases", [
-    ("b-spectral", ["the induced norm came out as the spectral norm"]),
-    ("b-entrywise", ["the induced norm came out as the entrywise RMS of the matrix"]),
-    ("b-tuned", ["the induced norm came out as the spectral norm"]),
-    ("c-sqrt-product", ["the step shrinks with fan-out too"]),
-    ("c-by-size", ["the step grows with the layer's size", "by their position",
-                   "recognised only when there are as many classes as MNIST has digits"]),
-    ("d-sqrt-out", ["the forward pass at init differs from the plain MLP's",
-                    "the multipliers shrink with each layer's number of outputs"]),
-    ("e-keyerror", ["raised KeyError: 'precond'", "in `orthogonalize_svd`",
-                    "code that reads stored state must create every entry"]),
-    ("bonus-rms", ["the factor equalises the entrywise RMS of the update, not its RMS->RMS norm"]),
+    *[(name, list(mistake.feedback)) for name, (_, _, mistake) in CATALOGUE.items() if mistake.feedback],
     ("crash-at-import", ["importing your code raised RuntimeError: this file is broken at import"]),
     ("allocates-ten-gb", ["it ran out of the 2048 MB memory limit"]),
     ("writes-instructor", ["it tried to reach outside its own folder", "helpers/norms.py"]),
@@ -397,3 +377,68 @@ def test_written_answers_are_found_by_cell_id_and_by_alignment_without_ids(solut
     stripped = [{k: v for k, v in cell.items() if k != "id"} for cell in notebook["cells"]]
     files = {questions[0].notebook: json.dumps(dict(notebook, cells=stripped, nbformat_minor=4)).encode()}
     assert written.answers(release, files, questions) == found
+
+
+# ---------------------------------------------------------------- one file per part
+@pytest.mark.parametrize("part", parts.PARTS, ids=lambda part: part.name)
+def test_each_part_file_declares_what_the_grader_needs(part):
+    module = sys.modules[part.collect.__module__]
+    assert callable(part.collect) and callable(part.judge) and part.points > 0
+    assert module.__file__.startswith(str(ROOT / "grading" / "parts"))
+    assert sum(weight for _, weight in part.criteria) > 0 and len({name for name, _ in part.criteria}) == len(part.criteria)
+    source = (ROOT / part.file).read_text()
+    for function in part.functions + part.needs:
+        assert f"def {function.split('.')[-1]}(" in source, (part.name, function)
+    for key, mistake in part.mistakes.items():  # each catalogue entry is graded in test_scores_and_statuses
+        assert set(mistake.code) <= set(part.functions) and mistake.status in parts.STATUSES, (part.name, key)
+        assert key.replace("_", "-") in EXPECTED
+
+
+TOY_PART = '''
+import torch
+
+from grading.collect import attempt, number
+from grading.judge import Finding, Tally
+from grading.parts import Mistake, Part
+
+PART = Part("toy_frobenius", 1, "toy: `frobenius_norm` of one more matrix", "helpers/norms.py", ("frobenius_norm",),
+            (("the norm of a matrix of ones", 1),), order=999)
+
+
+def collect(part):
+    from helpers.norms import frobenius_norm
+
+    return dict(value=attempt(lambda: number(frobenius_norm(torch.ones(3, 4)))))
+
+
+def judge(part, measured, ref):
+    tally = Tally("hidden matrices")
+    value = tally.take(measured["value"])
+    if value is not None and abs(value - 12 ** 0.5) > 1e-6:
+        tally.fail(value)
+    return [tally.criterion(*part.criteria[0], fallback=Finding("the toy norm is wrong", "count every entry"))]
+
+
+MISTAKES = {"toy_double": Mistake(code={"frobenius_norm": "def frobenius_norm(W):\\n    return 2.0 * (W ** 2).sum().sqrt().item()\\n"},
+                                  points=0.0, status="failed", feedback=("the toy norm is wrong",))}
+'''
+
+
+def test_a_part_added_as_one_file_in_another_folder_is_discovered_and_graded(solutions, tmp_path):
+    extra = tmp_path / "more_parts"
+    extra.mkdir()
+    (extra / "toy_frobenius.py").write_text(TOY_PART)
+    found = parts.discover([extra])
+    assert [p.name for p in found] == [p.name for p in parts.PARTS] + ["toy_frobenius"]
+    assert "toy_frobenius" not in {p.name for p in parts.discover()}  # only where it is asked for
+    toy = found[-1]
+    folder = tmp_path / "submissions"
+    fixtures.make(solutions, folder / "correct", "correct")
+    fixtures.make(solutions, folder / "toy-double", "toy-double", fixtures.mistake_edits(toy, toy.mistakes["toy_double"]))
+    summary = grader.grade(folder, tmp_path / "out", grader.Options(parts_dirs=(extra,), progress=False))
+    assert summary["failed_to_run"] == 0
+    table = rows((tmp_path / "out" / "grades.csv").read_text())
+    assert list(table["correct"])[-3:] == ["toy_frobenius", "total", "status"]
+    assert (table["correct"]["toy_frobenius"], table["correct"]["total"]) == ("1.00", "21.00")
+    assert (table["toy-double"]["toy_frobenius"], table["toy-double"]["b_norms"]) == ("0.00", "2.25")  # b: its Frobenius
+    assert "the toy norm is wrong" in (tmp_path / "out" / "feedback" / "toy-double.md").read_text()
