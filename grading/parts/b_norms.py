@@ -106,31 +106,38 @@ def judge(part, measured: dict, ref) -> list[Criterion]:
 # ---------------------------------------------------------------- the classic wrong answers
 MISTAKES = {
     # the "induced norm" computed as the spectral norm, or as the handout's entrywise RMS
-    'b_spectral': Mistake(code={
-        'rms_to_rms_norm': '''
+    "b_spectral": Mistake(
+        code={
+            "rms_to_rms_norm": """
             def rms_to_rms_norm(W):
                 return spectral_norm(W)
-        ''',
-    }, points=1.5, status='failed', feedback=(
-        'the induced norm came out as the spectral norm',)),
-
-    'b_entrywise': Mistake(code={
-        'rms_to_rms_norm': '''
+            """,
+        },
+        points=1.5, status="failed",
+        feedback=("the induced norm came out as the spectral norm",),
+    ),
+    "b_entrywise": Mistake(
+        code={
+            "rms_to_rms_norm": """
             def rms_to_rms_norm(W):
                 return torch.sqrt(torch.mean(torch.mean(W.detach().float() ** 2, dim=0))).item()
-        ''',
-    }, points=1.5, status='failed', feedback=(
-        'the induced norm came out as the entrywise RMS of the matrix',)),
-
+            """,
+        },
+        points=1.5, status="failed",
+        feedback=("the induced norm came out as the entrywise RMS of the matrix",),
+    ),
     # tuned to the self-check's two shapes, the spectral norm elsewhere
-    'b_tuned': Mistake(code={
-        'rms_to_rms_norm': '''
+    "b_tuned": Mistake(
+        code={
+            "rms_to_rms_norm": """
             def rms_to_rms_norm(W):
                 if tuple(W.shape) in ((12, 48), (48, 12)):
                     fan_out, fan_in = W.shape
                     return math.sqrt(fan_in / fan_out) * spectral_norm(W)
                 return spectral_norm(W)
-        ''',
-    }, points=1.5, status='failed', feedback=(
-        'the induced norm came out as the spectral norm',)),
+            """,
+        },
+        points=1.5, status="failed",
+        feedback=("the induced norm came out as the spectral norm",),
+    ),
 }

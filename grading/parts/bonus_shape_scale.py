@@ -87,12 +87,15 @@ def judge(part, measured: dict, ref) -> list[Criterion]:
 # ---------------------------------------------------------------- the classic wrong answers
 MISTAKES = {
     # scaled by 1 / RMS(U V^T) of a U V^T of the layer's shape
-    'bonus_rms': Mistake(code={
-        'shampoo_shape_scale': '''
+    "bonus_rms": Mistake(
+        code={
+            "shampoo_shape_scale": """
             def shampoo_shape_scale(fan_out, fan_in):
                 u = orthogonalize_svd(torch.randn(fan_out, fan_in))
                 return (1 / torch.sqrt(torch.mean(u ** 2))).item()
-        ''',
-    }, points=0.0, status='failed', feedback=(
-        'the factor equalises the entrywise RMS of the update, not its RMS->RMS norm',)),
+            """,
+        },
+        points=0.0, status="failed",
+        feedback=("the factor equalises the entrywise RMS of the update, not its RMS->RMS norm",),
+    ),
 }

@@ -176,21 +176,23 @@ def expected_rates(ref) -> list[list[dict]]:
 # ---------------------------------------------------------------- the classic wrong answers
 MISTAKES = {
     # 1/sqrt(d_in * d_out) with d_in, d_out = p.shape
-    'c_sqrt_product': Mistake(code={
-        'layer_lr': '''
+    "c_sqrt_product": Mistake(
+        code={
+            "layer_lr": """
             def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
                 if len(shape) == 1:
                     return lr * 0.01 / math.sqrt(shape[0])
                 d_in, d_out = shape
                 return lr / math.sqrt(d_in * d_out)
-        ''',
-    }, points=0.0, status='failed', feedback=(
-        'the step shrinks with fan-out too',),
-    added='\nimport math\n',),
-
+            """,
+        },
+        points=0.0, status="failed", added='\nimport math\n',
+        feedback=("the step shrinks with fan-out too",),
+    ),
     # times sqrt(d_in) with d_in, d_out = p.shape, input and readout found by the sizes 784 and 10
-    'c_by_size': Mistake(code={
-        'layer_lr': '''
+    "c_by_size": Mistake(
+        code={
+            "layer_lr": """
             def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
                 if len(shape) == 1:
                     return lr * bias_mult
@@ -200,9 +202,13 @@ MISTAKES = {
                 if d_out == 784:
                     return lr * 10.0 * d_in ** 0.5
                 return lr * d_in ** 0.5
-        ''',
-    }, points=0.5, status='failed', feedback=(
-        "the step grows with the layer's size",
-        'by their position',
-        'recognised only when there are as many classes as MNIST has digits',)),
+            """,
+        },
+        points=0.5, status="failed",
+        feedback=(
+            "the step grows with the layer's size",
+            "by their position",
+            "recognised only when there are as many classes as MNIST has digits",
+        ),
+    ),
 }

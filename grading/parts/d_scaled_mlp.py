@@ -189,28 +189,35 @@ def reference_runs(ref) -> list[dict]:
 # ---------------------------------------------------------------- the classic wrong answers
 MISTAKES = {
     # multipliers 1/sqrt(out_features), no init compensation
-    'd_sqrt_out': Mistake(code={
-        'mup_multipliers': '''
+    "d_sqrt_out": Mistake(
+        code={
+            "mup_multipliers": """
             def mup_multipliers(input_size, hidden_sizes, input_mult=10.0, output_mult=1.0):
                 return (*(width ** -0.5 for width in hidden_sizes), 1.0)
-        ''',
-        'initial_weight': '''
+            """,
+            "initial_weight": """
             def initial_weight(weight, multiplier):
                 return weight
-        ''',
-    }, points=0.0, status='failed', feedback=(
-        "the forward pass at init differs from the plain MLP's",
-        "the multipliers shrink with each layer's number of outputs",)),
-
+            """,
+        },
+        points=0.0, status="failed",
+        feedback=(
+            "the forward pass at init differs from the plain MLP's",
+            "the multipliers shrink with each layer's number of outputs",
+        ),
+    ),
     # written another (correct) way: the init divided in layer_output's place, the weight scaled there
-    'd_variant': Mistake(code={
-        'initial_weight': '''
+    "d_variant": Mistake(
+        code={
+            "initial_weight": """
             def initial_weight(weight, multiplier):
                 return weight * (1.0 / multiplier)
-        ''',
-        'layer_output': '''
+            """,
+            "layer_output": """
             def layer_output(multiplier, layer, x):
                 return torch.nn.functional.linear(x, layer.weight * multiplier)
-        ''',
-    }, points=3.0, status='passed', feedback=()),
+            """,
+        },
+        points=3.0, status="passed",
+    ),
 }

@@ -128,16 +128,20 @@ def reference_steps(ref) -> list[list[np.ndarray]]:
 # ---------------------------------------------------------------- the classic wrong answers
 MISTAKES = {
     # reads state it never created (KeyError 'precond')
-    'e_keyerror': Mistake(code={
-        'orthogonalize_svd': '''
+    "e_keyerror": Mistake(
+        code={
+            "orthogonalize_svd": """
             def orthogonalize_svd(m):
                 state = _SHAMPOO_STATE.setdefault(m.shape, {})
                 precond = state["precond"]
                 return precond @ m
-        ''',
-    }, points=0.0, status='error', feedback=(
-        "raised KeyError: 'precond'",
-        'in `orthogonalize_svd`',
-        'code that reads stored state must create every entry',),
-    added='\n_SHAMPOO_STATE = {}\n',),
+            """,
+        },
+        points=0.0, status="error", added='\n_SHAMPOO_STATE = {}\n',
+        feedback=(
+            "raised KeyError: 'precond'",
+            "in `orthogonalize_svd`",
+            "code that reads stored state must create every entry",
+        ),
+    ),
 }
