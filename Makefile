@@ -9,7 +9,7 @@ KERNEL := mup-course
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 export KERAS_BACKEND := torch
 
-.PHONY: setup run test unit student solutions grade bench lab clean
+.PHONY: setup run test unit student solutions grade gradescope bench lab clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ solutions: setup
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder>"; exit 2; }
 	$(PY) scripts/grade.py $(SUBMISSIONS) --out build/grades
+
+# The Gradescope autograder (setup.sh, run_autograder, the hidden tests): build/gradescope/autograder.zip.
+gradescope: setup
+	$(PY) scripts/gradescope.py build --out build/gradescope/autograder.zip
 
 # make run and make test timed, every notebook's time, loop vs batched LR sweeps; build/bench.json.
 bench: setup

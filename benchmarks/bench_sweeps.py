@@ -129,7 +129,7 @@ def main(argv=None) -> int:
         print(f"{'make run (wall clock)':<40} {report['make_run_s']:6.1f} s "
               f"({report['notebooks_sum_s']:.1f} s of notebook time in parallel kernels)")
     if not args.skip_grading:
-        from grading.grader import bench as grading_bench
+        from bench_grading import bench as grading_bench
 
         report["grading"] = graded = grading_bench(20)  # 20 synthetic submissions, one worker
         print(f"{'make grade, 20 submissions':<40} {graded['total_s']:6.1f} s "

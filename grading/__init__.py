@@ -3,9 +3,12 @@
 Never part of the student release: ``scripts/release.py`` copies ``notebooks/``, ``helpers/``
 and ``data/`` only. Entry point: ``scripts/grade.py`` (``make grade SUBMISSIONS=<folder>``).
 
-Modules: ``parts`` (what is graded, the points), ``cases`` (hidden inputs), ``collect`` (runs
-in the child: measures), ``judge`` (in the grader: verdicts and feedback wording), ``sandbox``
+Modules: ``parts/`` (one file per graded part: its points, hidden inputs, collector, judge and
+catalogue of mistakes; discovered), ``cases`` (input builders several parts share), ``collect``
+(runs in the child: the tools of the collectors), ``judge`` (in the grader: the tools of the judges,
+the reference, verdicts), ``gradescope`` (the Gradescope autograder), ``sandbox``
 and ``zygote`` (the child processes), ``submission`` (reading submissions, putting a part's
 code into the instructor's module), ``written`` (written answers), ``grader`` (the whole run,
-outputs), ``fixtures`` (synthetic submissions for tests and the benchmark).
+outputs). The synthetic submissions of the tests and the benchmark are test code
+(``tests/grading_fixtures.py``): nothing here imports them.
 """

@@ -10,13 +10,17 @@ submission code runs:
    inside its own folder (and ``/dev/null``), read only its folder and the Python and system
    directories (not the instructor's tree, not other submissions), open no TCP connection,
    and signal no process outside itself. Unavailable kernels skip this layer (reported once).
-3. **An audit hook** (:func:`sys.addaudithook`, cannot be removed): a write, delete, rename
-   outside the folder, a process start, or loading a C function through ``ctypes`` raises
-   ``PermissionError`` and is recorded, so that an attempt the code catches and ignores still
-   costs the part.
+3. **An audit hook** (:func:`sys.addaudithook`, cannot be removed): a read outside the folder
+   and the Python installation (:func:`python_roots`; a directory listed, a file opened), a
+   write, delete, rename outside the folder, a process start, or loading a C function through
+   ``ctypes`` raises ``PermissionError`` and is recorded, so that an attempt the code catches
+   and ignores still costs the part. Paths are resolved first, so ``/proc/<pid>/cwd/...`` or a
+   symbolic link is judged by where it leads.
 
 The parent also hashes the instructor's tree after every part and restores it if anything
-changed (:mod:`grading.grader`), which covers kernels without Landlock.
+changed (:mod:`grading.grader`). Without Landlock, what native code does (a C extension opening a
+file) is seen by neither the hook nor the kernel: the grader then refuses to start unless the
+instructor says so explicitly, and grades one part at a time (see the README).
 """
 
 from __future__ import annotations
@@ -69,11 +73,17 @@ def _handled_fs(abi: int) -> int:
     return rights
 
 
-def readable_roots() -> list[str]:
-    """Directories the child may read: the Python installation, its packages, the system."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable)), *site.getsitepackages()}
+def python_roots() -> list[str]:
+    """The Python installation: its prefixes (a virtual environment's and its base's), its
+    packages, each also as its resolved path."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *site.getsitepackages()}
     roots |= {os.path.realpath(root) for root in roots}
+    return sorted(root for root in roots if os.path.isdir(root) and os.path.realpath(root) != "/")
+
+
+def readable_roots() -> list[str]:
+    """Directories the child may read under Landlock: the Python installation, the system."""
+    roots = set(python_roots()) | {os.path.dirname(os.path.realpath(sys.executable))}
     roots |= {"/usr", "/lib", "/lib64", "/bin", "/etc", "/proc", "/sys", "/dev"}
     return sorted(root for root in roots if os.path.isdir(root))
 
@@ -124,15 +134,28 @@ _PROCESS_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
 _NATIVE_EVENTS = ("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle")  # C functions bypass the checks above
 
 
-def _audit_hook(folder: str, attempts: list):
-    inside = folder.rstrip("/") + "/"
+_READABLE_FILES = ("/dev/null", "/dev/urandom", "/dev/random", "/dev/zero")
+_LIST_EVENTS = ("os.listdir", "os.scandir")
 
-    def outside(path) -> str | None:
+
+def _audit_hook(folder: str, attempts: list):
+    inside = [folder.rstrip("/") + "/"]
+    readable = inside + [root.rstrip("/") + "/" for root in python_roots()] + [f"/proc/{os.getpid()}/"]
+
+    def resolved(path) -> str | None:
         if isinstance(path, int) or path is None:
             return None
-        path = os.fsdecode(path)
-        full = os.path.realpath(os.path.join(folder, path))
-        return None if full == "/dev/null" or (full + "/").startswith(inside) else full
+        joined = os.path.join(folder, os.fsdecode(path))
+        try:
+            return os.path.realpath(joined)
+        except OSError:  # a link it may not follow (another process's /proc/<pid>/cwd under Landlock)
+            return os.path.normpath(joined)
+
+    def outside(path, roots=inside) -> str | None:
+        full = resolved(path)
+        if full is None or full == "/dev/null" or any((full + "/").startswith(root) for root in roots):
+            return None
+        return None if roots is readable and full in _READABLE_FILES else full
 
     def hook(event, args):
         where = None
@@ -140,7 +163,9 @@ def _audit_hook(folder: str, attempts: list):
             path, mode, flags = args[0], args[1], args[2]
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
                 isinstance(flags, int) and flags & _WRITE_FLAGS)
-            where = outside(path) if writes else None
+            where = outside(path) if writes else outside(path, readable)
+        elif event in _LIST_EVENTS and args:
+            where = outside(args[0] if args[0] is not None else ".", readable)
         elif event in _PATH_EVENTS:
             where = next((w for i in _PATH_EVENTS[event] if i < len(args) and (w := outside(args[i]))), None)
         elif event in _PROCESS_EVENTS:
@@ -150,7 +175,7 @@ def _audit_hook(folder: str, attempts: list):
         if where is not None:
             if len(attempts) < 10 and where not in attempts:
                 attempts.append(where)
-            raise PermissionError(f"the grader does not allow writing outside the submission's folder: {where}")
+            raise PermissionError(f"the grader does not allow reaching outside the submission's folder: {where}")
 
     return hook
 

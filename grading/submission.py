@@ -313,7 +313,9 @@ def notebook_cells(data: bytes, filename: str) -> list[dict]:
         if not isinstance(source, str):
             source = ""
         metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
-        out.append(dict(cell_type=cell.get("cell_type"), source=source, tags=list(metadata.get("tags") or [])))
+        cell_id = cell.get("id") if isinstance(cell.get("id"), str) else None  # nbformat >= 4.5
+        out.append(dict(cell_type=cell.get("cell_type"), source=source, tags=list(metadata.get("tags") or []),
+                        id=cell_id))
     return out
 
 

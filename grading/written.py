@@ -1,9 +1,12 @@
 """Written answers: every ``YOUR ANSWER HERE`` of the student release, as each student filled it in.
 
 The questions come from the student release the grader builds from the instructor's source
-(so they are the cells the students had). A student's answer cell is found by aligning the
-student's cells with the release's (``difflib``): unchanged cells anchor the alignment, and the
-answer is what replaced the stub line between the cell's unchanged text before and after it.
+(so they are the cells the students had). A student's answer cell is the markdown cell with the
+release cell's nbformat id (Jupyter, JupyterLab and Colab keep a cell's id when its text is
+edited, and give a pasted or new cell a new one). Only for a notebook whose cells have lost their
+ids (an old nbformat, a tool that rewrites them) is it found by aligning the student's cells with
+the release's (``difflib``): unchanged cells anchor the alignment. Either way the answer is what
+replaced the stub line between the cell's unchanged text before and after it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class Question:
     number: int  # 1-based within the notebook
     count: int  # questions in that notebook
     cell: int  # index of the answer cell in the release notebook
+    cell_id: str | None  # its nbformat id (None in a notebook without ids)
     before: str  # the answer cell's text before the stub line
     after: str  # and after it
     text: str  # the question as the student saw it
@@ -45,9 +49,9 @@ def questions(release: Path) -> list[Question]:
                     previous = next((cells[i]["source"] for i in range(index - 1, -1, -1)
                                      if cells[i]["cell_type"] == "markdown"), "")
                     text = f"{previous.strip()}\n\n{text}".strip()
-                found.append((index, before, after, text))
-        out += [Question(relative, n + 1, len(found), index, before, after, text)
-                for n, (index, before, after, text) in enumerate(found)]
+                found.append((index, cell["id"], before, after, text))
+        out += [Question(relative, n + 1, len(found), index, cell_id, before, after, text)
+                for n, (index, cell_id, before, after, text) in enumerate(found)]
     return out
 
 
@@ -76,11 +80,19 @@ def answers(release: Path, files: dict[str, bytes], all_questions: list[Question
         except SourceProblem as problem:
             out.update({q: f"_(no answer: {problem.reason})_" for q in asked})
             continue
-        theirs = notebook_cells((release / notebook).read_bytes(), notebook)
-        matcher = difflib.SequenceMatcher(a=[c["source"] for c in theirs], b=[c["source"] for c in mine],
-                                          autojunk=False)
-        blocks = matcher.get_opcodes()
+        by_id = {}
+        for cell in mine:
+            if cell["id"] and cell["cell_type"] == "markdown":
+                by_id.setdefault(cell["id"], cell)
+        blocks = None
         for question in asked:
+            if question.cell_id and question.cell_id in by_id:
+                out[question] = _answer(by_id[question.cell_id]["source"], question)
+                continue
+            if blocks is None:  # the fallback: align the cells (computed once per notebook, when needed)
+                theirs = notebook_cells((release / notebook).read_bytes(), notebook)
+                blocks = difflib.SequenceMatcher(a=[c["source"] for c in theirs], b=[c["source"] for c in mine],
+                                                 autojunk=False).get_opcodes()
             out[question] = _find(question, blocks, mine)
     return out
 

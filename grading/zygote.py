@@ -8,8 +8,9 @@ JSON line on stdin: part, folder, limits, a nonce) it forks a child that
 * starts a new session (so its whole process group can be killed), closes every inherited file
   descriptor, sends its output to ``output.txt`` in its folder,
 * confines itself (:func:`grading.sandbox.confine`: memory, CPU, Landlock, audit hook),
-* imports the part's module from its folder and collects the measurements
-  (:func:`grading.collect.run_part`), then writes ``result.json`` there and exits;
+* drops every part's judge from its memory, imports the part's module from its folder and
+  collects the measurements (:func:`grading.collect.run_part`: the part's ``collect``), then
+  writes ``result.json`` there and exits;
 
 and answers with one JSON line (the nonce, how the child ended, its wall time). A child that
 outlives the time limit is killed with its process group, and every process it left behind
@@ -56,6 +57,21 @@ def _warm_up() -> None:
 _warm_up()
 
 
+def _hide_sources() -> None:
+    """Give every module of the private copy an empty entry in ``linecache``: a traceback formatted
+    in a child (torch formats one when seeding) must not read their files, which the sandbox
+    refuses (and reports as an attempt to reach outside the folder)."""
+    import linecache
+
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.startswith(STAGING + os.sep):
+            linecache.cache[path] = (0, None, [], path)  # no modification time: never reloaded
+
+
+_hide_sources()
+
+
 def _child(request: dict) -> None:
     folder = request["folder"]
     ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the worker
@@ -78,8 +94,10 @@ def _child(request: dict) -> None:
     try:
         with open(os.path.join(folder, "spec.json")) as handle:
             spec = json.load(handle)
+        part = parts.BY_NAME[request["part"]]
+        parts.forget_judges()
         attempts = sandbox.confine(folder, request["memory_mb"], int(request["time_limit"]) + 2, request["landlock"])
-        result.update(collect.run_part(parts.BY_NAME[request["part"]], spec))
+        result.update(collect.run_part(part, spec))
         result["attempts"] = list(attempts)
     except BaseException as error:  # noqa: BLE001 - reported to the parent as the part's error
         result["fatal"] = collect.describe(error)

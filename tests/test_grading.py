@@ -23,51 +23,46 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from grading import cases, fixtures, grader, parts, submission, written  # noqa: E402
+import grading_fixtures as fixtures  # noqa: E402
+from grading import grader, parts, submission, written  # noqa: E402
 
 LIMIT = 6  # seconds per part here (a correct part takes well under one)
 FULL = {part.name: part.points for part in parts.PARTS}
 
+# The classic wrong answers come from the parts' catalogues (grading/parts/<part>.py, MISTAKES): one submission
+# each, named after the entry ("c_sqrt_product" -> "c-sqrt-product"), losing what the entry says.
+CATALOGUE = {key.replace("_", "-"): (key, part, mistake) for key, (part, mistake) in fixtures.catalogue().items()}
+# The submissions the sandbox must survive: student -> (edits, the parts that lose points).
+HOSTILE = {
+    "crash-at-import": ("crash_at_import", {"b_norms": (0.0, "error")}),
+    "infinite-loop": ("infinite_loop", {"c_mup_lr": (0.0, "timeout")}),
+    "allocates-ten-gb": ("allocates_10gb", {"lecture_newton_schulz": (0.0, "memory")}),
+    "tampered-checks": ("tampered_checks", {"c_mup_lr": (0.0, "failed")}),
+    "segfaults": ("segfaults", {"lecture_muon_scale": (0.0, "crashed")}),
+    "exits": ("exits", {"r10_matching_eps": (0.0, "crashed")}),
+    "missing-notebook": ("missing_notebook", {"q1a_init_rms": (0.0, "missing"), "q1b_signgd_rms": (0.0, "missing")}),
+    "truncated-notebook": ("truncated_notebook", {"r09_first_step": (0.0, "unreadable")}),
+    "writes-instructor": ("writes_instructor", {"b_norms": (0.0, "tampered")}),
+    "reads-solutions": ("reads_solutions", {"c_mup_lr": (0.0, "tampered")}),
+    "reads-through-proc": ("reads_through_proc", {"c_mup_lr": (0.0, "tampered")}),
+    "reads-from-cpp": ("reads_from_cpp", {"c_mup_lr": (0.0, "tampered")}),  # refused by Landlock (no hook sees it)
+    "writes-from-cpp": ("writes_from_cpp", {"b_norms": (0.0, "tampered")}),  # refused by Landlock: torch.save fails
+    "writes-through-libc": ("writes_through_libc", {"b_norms": (0.0, "tampered")}),
+}
 # student -> the parts that lose points: {part: (points, status)}; every other part: full marks, passed
 EXPECTED = {
     "correct": {},
-    "b-spectral": {"b_norms": (1.5, "failed")},
-    "b-entrywise": {"b_norms": (1.5, "failed")},
-    "b-tuned": {"b_norms": (1.5, "failed")},
-    "c-sqrt-product": {"c_mup_lr": (0.0, "failed")},
-    "c-by-size": {"c_mup_lr": (0.5, "failed")},
-    "d-sqrt-out": {"d_scaled_mlp": (0.0, "failed")},
+    **{name: {} if (mistake.points, mistake.status) == (part.points, "passed")
+       else {part.name: (mistake.points, mistake.status)} for name, (_, part, mistake) in CATALOGUE.items()},
     "c-wrong-d-variant": {"c_mup_lr": (0.5, "failed")},  # a correct part d (written another way), a wrong part c
-    "e-keyerror": {"e_shampoo": (0.0, "error")},
-    "bonus-rms": {"bonus_shape_scale": (0.0, "failed")},
-    "crash-at-import": {"b_norms": (0.0, "error")},
-    "infinite-loop": {"c_mup_lr": (0.0, "timeout")},
-    "allocates-ten-gb": {"lecture_newton_schulz": (0.0, "memory")},
-    "tampered-checks": {"c_mup_lr": (0.0, "failed")},
-    "segfaults": {"lecture_muon_scale": (0.0, "crashed")},
-    "exits": {"r10_matching_eps": (0.0, "crashed")},
-    "missing-notebook": {"q1a_init_rms": (0.0, "missing"), "q1b_signgd_rms": (0.0, "missing")},
-    "truncated-notebook": {"r09_first_step": (0.0, "unreadable")},
-    "writes-instructor": {"b_norms": (0.0, "tampered")},
-    "reads-solutions": {"c_mup_lr": (0.0, "tampered")},
-    "writes-from-cpp": {"b_norms": (0.0, "tampered")},  # refused by Landlock: torch.save fails
-    "writes-through-libc": {"b_norms": (0.0, "tampered")},
+    **{name: losses for name, (_, losses) in HOSTILE.items()},
     "zipped": {},
     "stub-left": {"d_scaled_mlp": (0.0, "not attempted")},
 }
 EDITS = {
-    "b-spectral": fixtures.MISTAKES["b_spectral"], "b-entrywise": fixtures.MISTAKES["b_entrywise"],
-    "b-tuned": fixtures.MISTAKES["b_tuned"], "c-sqrt-product": fixtures.MISTAKES["c_sqrt_product"],
-    "c-by-size": fixtures.MISTAKES["c_by_size"], "d-sqrt-out": fixtures.MISTAKES["d_sqrt_out"],
+    **{name: fixtures.MISTAKES[key] for name, (key, _, _) in CATALOGUE.items()},
     "c-wrong-d-variant": fixtures.MISTAKES["c_by_size"] + fixtures.MISTAKES["d_variant"],
-    "e-keyerror": fixtures.MISTAKES["e_keyerror"], "bonus-rms": fixtures.MISTAKES["bonus_rms"],
-    "crash-at-import": fixtures.HOSTILE["crash_at_import"], "infinite-loop": fixtures.HOSTILE["infinite_loop"],
-    "allocates-ten-gb": fixtures.HOSTILE["allocates_10gb"], "tampered-checks": fixtures.HOSTILE["tampered_checks"],
-    "segfaults": fixtures.HOSTILE["segfaults"], "exits": fixtures.HOSTILE["exits"],
-    "missing-notebook": fixtures.HOSTILE["missing_notebook"],
-    "truncated-notebook": fixtures.HOSTILE["truncated_notebook"],
-    "writes-instructor": fixtures.HOSTILE["writes_instructor"], "reads-solutions": fixtures.HOSTILE["reads_solutions"], "writes-from-cpp": fixtures.HOSTILE["writes_from_cpp"],
-    "writes-through-libc": fixtures.HOSTILE["writes_through_libc"],
+    **{name: fixtures.HOSTILE[key] for name, (key, _) in HOSTILE.items()},
 }
 PLANTED = [ROOT / "helpers" / "planted.py", ROOT / "helpers" / "planted.bin"]
 
@@ -244,24 +239,16 @@ def test_a_tampered_checks_file_gains_nothing(graded):
 
 
 @pytest.mark.parametrize("student, phrases", [
-    ("b-spectral", ["the induced norm came out as the spectral norm"]),
-    ("b-entrywise", ["the induced norm came out as the entrywise RMS of the matrix"]),
-    ("b-tuned", ["the induced norm came out as the spectral norm"]),
-    ("c-sqrt-product", ["the step shrinks with fan-out too"]),
-    ("c-by-size", ["the step grows with the layer's size", "by their position",
-                   "recognised only when there are as many classes as MNIST has digits"]),
-    ("d-sqrt-out", ["the forward pass at init differs from the plain MLP's",
-                    "the multipliers shrink with each layer's number of outputs"]),
-    ("e-keyerror", ["raised KeyError: 'precond'", "in `orthogonalize_svd`",
-                    "code that reads stored state must create every entry"]),
-    ("bonus-rms", ["the factor equalises the entrywise RMS of the update, not its RMS->RMS norm"]),
+    *[(name, list(mistake.feedback)) for name, (_, _, mistake) in CATALOGUE.items() if mistake.feedback],
     ("crash-at-import", ["importing your code raised RuntimeError: this file is broken at import"]),
     ("allocates-ten-gb", ["it ran out of the 2048 MB memory limit"]),
     ("writes-instructor", ["it tried to reach outside its own folder", "helpers/norms.py"]),
     ("writes-from-cpp", ["it tried to reach outside its own folder", "Permission denied"]),
     ("writes-through-libc", ["it tried to reach outside its own folder", "ctypes"]),
     ("truncated-notebook", ["is not valid notebook JSON"]),
-    ("reads-solutions", ["it tried to reach outside its own folder", "Permission denied"]),
+    ("reads-solutions", ["it tried to reach outside its own folder: <course files>/helpers/mup_lr.py"]),
+    ("reads-through-proc", ["it tried to reach outside its own folder: /proc/<pid>/cwd/helpers/mup_lr.py"]),
+    ("reads-from-cpp", ["it tried to reach outside its own folder", "Permission denied"]),
     ("segfaults", ["the process running it was killed by SIGSEGV"]),
     ("exits", ["the process running it ended without a result"]),
     ("stub-left", ["the stub is still there"]),
@@ -272,35 +259,9 @@ def test_feedback_names_the_measured_mistake(graded, student, phrases):
         assert phrase in text, (student, phrase)
 
 
-def _hidden_shapes() -> set[tuple[int, ...]]:
-    shapes = set(cases.SCALE_SHAPES) | set(cases.SCALE_STEP_SHAPES) | set(cases.SHAMPOO_SHAPES)
-    shapes |= set(cases.MUON_PAIRS)
-    for group in (cases.NORM_CASES, cases.ORTHO_CASES, cases.NS_DEFAULT_CASES, cases.NS_ARGUMENT_CASES):
-        shapes |= {case["shape"] for case in group}
-    for net in cases.MUP_NETS + cases.SCALED_NETS:
-        widths = (net["input_size"], *net["hidden"], net["classes"])
-        shapes |= set(zip(widths[1:], widths[:-1])) | {tuple(net["hidden"])}
-    return shapes
-
-
 def test_feedback_reveals_no_hidden_input_expected_value_or_formula(graded):
-    allowed = [r"\b\d+\.\d\d\b", r"/ \d+\b", r"\b\d+ of \d+ ", r"line \d+ of", rf"\b{LIMIT} s limit", r"\d+ MB",
-               r"\*\*Total: [\d.]+ / \d+\*\*", r"Q1\([ab]\)", r"\b2[b-e]:", r"research \d\d", r"\bd[12]\b",
-               r"\b(?:helpers|notebooks)/[\w.]+", r"\(d_out, 1\)", r"\(cell \d+\)"]
-    allowed += [re.escape(part.name) for part in parts.PARTS] + [re.escape(s) for s in EXPECTED]
-    formulas = ["lr/fan_in", "1/fan_in", "sqrt(fan_out/fan_in)", "sqrt(fan_in/fan_out)", "/fan_in", "fan_in/",
-                "input_mult/", "*fan_in", "1/sqrt(fan_in)"]
     for path in sorted((graded["out"] / "feedback").glob("*.md")):
-        text = path.read_text()
-        rest = text
-        for pattern in allowed:
-            rest = re.sub(pattern, "", rest)
-        assert not re.findall(r"\d", rest), (path.name, re.findall(r".{0,30}\d.{0,30}", rest)[:5])
-        for shape in _hidden_shapes():
-            for spelled in (" x ".join(map(str, shape)), "x".join(map(str, shape)), str(shape), str(list(shape))):
-                assert spelled not in text, (path.name, spelled)
-        squeezed = text.replace(" ", "")
-        assert not [f for f in formulas if f in squeezed], path.name
+        fixtures.assert_reveals_nothing(path.read_text(), path.name, LIMIT, EXPECTED)
 
 
 def test_written_answers_are_collected_per_question_for_every_submission(graded):
@@ -347,16 +308,137 @@ def test_the_same_submissions_give_the_same_csv_byte_for_byte(graded, shared_gra
     assert rows(first.decode()) == {name: big[name] for name in rows(first.decode())}
 
 
-def test_without_landlock_the_tree_check_undoes_a_write_and_zeroes_the_part(shared_grader, submissions, tmp_path):
+def test_without_landlock_reads_are_refused_and_the_tree_check_undoes_a_write(shared_grader, submissions, tmp_path):
     one = tmp_path / "one"
-    shutil.copytree(submissions / "writes-from-cpp", one / "writes-from-cpp")
+    for student in ("writes-from-cpp", "reads-solutions", "reads-through-proc"):
+        shutil.copytree(submissions / student, one / student)
     before = tree_hash()
-    shared_grader.options.self_test, shared_grader.options.landlock = False, False
+    shared_grader.options.self_test, shared_grader.options.landlock = False, False  # --no-landlock
     try:
-        shared_grader.grade_folder(one, tmp_path / "out")
+        summary = shared_grader.grade_folder(one, tmp_path / "out")
     finally:
         shared_grader.options.landlock = True
+    assert (summary["landlock"], summary["jobs"]) == (0, 1)  # one part at a time, although the grader has --jobs 2
     assert tree_hash() == before and not any(path.exists() for path in PLANTED)
-    result = json.loads((tmp_path / "out" / "grades.json").read_text())["students"]["writes-from-cpp"]
+    students = json.loads((tmp_path / "out" / "grades.json").read_text())["students"]
+    result = students["writes-from-cpp"]
     assert result["parts"]["b_norms"]["status"] == "tampered" and result["parts"]["c_mup_lr"]["status"] == "passed"
     assert "helpers/planted.bin (changed, restored)" in (tmp_path / "out" / "feedback" / "writes-from-cpp.md").read_text()
+    for student, refused in (("reads-solutions", "<course files>/helpers/mup_lr.py"),
+                             ("reads-through-proc", "<course files>/helpers/mup_lr.py")):
+        assert students[student]["parts"]["c_mup_lr"]["status"] == "tampered", student  # the audit hook refused it
+        assert students[student]["parts"]["b_norms"]["status"] == "passed", student
+        text = (tmp_path / "out" / "feedback" / f"{student}.md").read_text()
+        assert f"it tried to reach outside its own folder: {refused}" in text and "def layer_lr" not in text
+
+
+def test_without_landlock_grading_does_not_start_unless_the_instructor_says_so(monkeypatch):
+    from grading import sandbox
+
+    monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)  # a kernel without Landlock
+    with pytest.raises(grader.GraderError, match="no Landlock.*--no-landlock"):
+        grader.Grader(grader.Options(progress=False))
+    for options in (grader.Options(landlock=False, jobs=2), grader.Options(container=True, jobs=2)):
+        monkeypatch.setattr(grader, "release_module", lambda: (_ for _ in ()).throw(RuntimeError("started")))
+        with pytest.raises(RuntimeError, match="started"):  # past the check: it goes on to build the release
+            grader.Grader(options)
+
+
+def test_grade_works_with_its_default_options(solutions, tmp_path):
+    folder = tmp_path / "submissions"
+    fixtures.make(solutions, folder / "correct", "correct")
+    summary = grader.grade(folder, tmp_path / "out")  # no Options: every default (Landlock, self-test, one job)
+    assert (summary["graded"], summary["failed_to_run"], summary["unreadable"]) == (1, 0, 0)
+    assert float(rows((tmp_path / "out" / "grades.csv").read_text())["correct"]["total"]) == 20
+
+
+def test_no_grading_module_imports_the_test_fixtures():
+    for path in sorted((ROOT / "grading").rglob("*.py")) + [ROOT / "scripts" / "grade.py"]:
+        assert not re.search(r"^\s*(from|import) .*fixtures", path.read_text(), re.M), path
+
+
+def test_written_answers_are_found_by_cell_id_and_by_alignment_without_ids(solutions, tmp_path):
+    release = tmp_path / "release"
+    grader.release_module().build_student(ROOT, release)
+    questions = [q for q in written.questions(release) if q.notebook == "notebooks/00_rms_scaling_theory.ipynb"]
+    assert len(questions) > 1 and all(q.cell_id for q in questions)
+    student = fixtures.make(solutions, tmp_path / "s", "s")
+    path = student / questions[0].notebook
+    notebook = json.loads(path.read_text())
+    expected = [f"s answers 00_rms_scaling_theory question {q.number}: because of fan-in." for q in questions]
+    # cells moved around and new ones added: the ids still find every answer
+    moved = list(reversed(notebook["cells"]))
+    moved[1:1] = [dict(cell_type="markdown", id=f"new{i}", metadata={}, source=f"**Answer.**\nnotes {i}")
+                  for i in range(3)]
+    files = {questions[0].notebook: json.dumps(dict(notebook, cells=moved)).encode()}
+    found = written.answers(release, files, questions)
+    assert all(text in found[q] and "notes" not in found[q] for q, text in zip(questions, expected))
+    # a notebook whose cells lost their ids (nbformat 4.4): the cells are aligned with the release's
+    stripped = [{k: v for k, v in cell.items() if k != "id"} for cell in notebook["cells"]]
+    files = {questions[0].notebook: json.dumps(dict(notebook, cells=stripped, nbformat_minor=4)).encode()}
+    assert written.answers(release, files, questions) == found
+
+
+# ---------------------------------------------------------------- one file per part
+@pytest.mark.parametrize("part", parts.PARTS, ids=lambda part: part.name)
+def test_each_part_file_declares_what_the_grader_needs(part):
+    module = sys.modules[part.collect.__module__]
+    assert callable(part.collect) and callable(part.judge) and part.points > 0
+    assert module.__file__.startswith(str(ROOT / "grading" / "parts"))
+    assert sum(weight for _, weight in part.criteria) > 0 and len({name for name, _ in part.criteria}) == len(part.criteria)
+    source = (ROOT / part.file).read_text()
+    for function in part.functions + part.needs:
+        assert f"def {function.split('.')[-1]}(" in source, (part.name, function)
+    for key, mistake in part.mistakes.items():  # each catalogue entry is graded in test_scores_and_statuses
+        assert set(mistake.code) <= set(part.functions) and mistake.status in parts.STATUSES, (part.name, key)
+        assert key.replace("_", "-") in EXPECTED
+
+
+TOY_PART = '''
+import torch
+
+from grading.collect import attempt, number
+from grading.judge import Finding, Tally
+from grading.parts import Mistake, Part
+
+PART = Part("toy_frobenius", 1, "toy: `frobenius_norm` of one more matrix", "helpers/norms.py", ("frobenius_norm",),
+            (("the norm of a matrix of ones", 1),), order=999)
+
+
+def collect(part):
+    from helpers.norms import frobenius_norm
+
+    return dict(value=attempt(lambda: number(frobenius_norm(torch.ones(3, 4)))))
+
+
+def judge(part, measured, ref):
+    tally = Tally("hidden matrices")
+    value = tally.take(measured["value"])
+    if value is not None and abs(value - 12 ** 0.5) > 1e-6:
+        tally.fail(value)
+    return [tally.criterion(*part.criteria[0], fallback=Finding("the toy norm is wrong", "count every entry"))]
+
+
+MISTAKES = {"toy_double": Mistake(code={"frobenius_norm": "def frobenius_norm(W):\\n    return 2.0 * (W ** 2).sum().sqrt().item()\\n"},
+                                  points=0.0, status="failed", feedback=("the toy norm is wrong",))}
+'''
+
+
+def test_a_part_added_as_one_file_in_another_folder_is_discovered_and_graded(solutions, tmp_path):
+    extra = tmp_path / "more_parts"
+    extra.mkdir()
+    (extra / "toy_frobenius.py").write_text(TOY_PART)
+    found = parts.discover([extra])
+    assert [p.name for p in found] == [p.name for p in parts.PARTS] + ["toy_frobenius"]
+    assert "toy_frobenius" not in {p.name for p in parts.discover()}  # only where it is asked for
+    toy = found[-1]
+    folder = tmp_path / "submissions"
+    fixtures.make(solutions, folder / "correct", "correct")
+    fixtures.make(solutions, folder / "toy-double", "toy-double", fixtures.mistake_edits(toy, toy.mistakes["toy_double"]))
+    summary = grader.grade(folder, tmp_path / "out", grader.Options(parts_dirs=(extra,), progress=False))
+    assert summary["failed_to_run"] == 0
+    table = rows((tmp_path / "out" / "grades.csv").read_text())
+    assert list(table["correct"])[-3:] == ["toy_frobenius", "total", "status"]
+    assert (table["correct"]["toy_frobenius"], table["correct"]["total"]) == ("1.00", "21.00")
+    assert (table["toy-double"]["toy_frobenius"], table["toy-double"]["b_norms"]) == ("0.00", "2.25")  # b: its Frobenius
+    assert "the toy norm is wrong" in (tmp_path / "out" / "feedback" / "toy-double.md").read_text()

@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import release  # noqa: E402
-from grading import fixtures, grader, parts, submission  # noqa: E402
+import grading_fixtures as fixtures  # noqa: E402
+from grading import grader, parts, submission  # noqa: E402
 from helpers import handin  # noqa: E402
 
 CHECK_CALL = re.compile(r"\b(check_\w+)\(")

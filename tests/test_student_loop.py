@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
 
-from grading.fixtures import replace_function
+from grading_fixtures import replace_function
 from grading.submission import function_source
 
 ROOT = Path(__file__).resolve().parents[1]

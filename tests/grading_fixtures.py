@@ -1,4 +1,5 @@
-"""Synthetic submissions, built from the solutions, for the grader's tests and benchmark.
+"""Synthetic submissions, built from the solutions, for the grader's tests and benchmark
+(``benchmarks/bench_grading.py``). Test code: nothing under ``grading/`` imports it.
 
 :func:`solutions` writes the student release with the reference code put back
 (``release.restore``); :func:`make` copies it as one student's submission with that student's
@@ -9,13 +10,18 @@ own written answers and a list of edits applied: the classic wrong answers of th
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
-from grading.submission import _span, function_nodes
-
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from grading.submission import _span, function_nodes  # noqa: E402
 
 
 def solutions(dest: Path) -> Path:
@@ -121,86 +127,21 @@ def make(base: Path, dest: Path, student: str, edits=()) -> Path:
 
 
 # ---------------------------------------------------------------- the classic wrong answers
-MUP_LR, MULTIPLIERS, NORMS = "helpers/mup_lr.py", "helpers/mup_multipliers.py", "helpers/norms.py"
-ORTHO = "helpers/orthogonal_updates.py"
+def mistake_edits(part, mistake) -> list:
+    """The edits that turn the solutions into ``mistake`` of ``part`` (its catalogue entry)."""
+    edits = [edit_function(part.file, qualname, source) for qualname, source in mistake.code.items()]
+    return edits + ([append(part.file, mistake.added)] if mistake.added else [])
 
-MISTAKES = {
-    # part b: the "induced norm" computed as the spectral norm, or as the handout's entrywise RMS
-    "b_spectral": [edit_function(NORMS, "rms_to_rms_norm", '''
-        def rms_to_rms_norm(W):
-            return spectral_norm(W)
-    ''')],
-    "b_entrywise": [edit_function(NORMS, "rms_to_rms_norm", '''
-        def rms_to_rms_norm(W):
-            return torch.sqrt(torch.mean(torch.mean(W.detach().float() ** 2, dim=0))).item()
-    ''')],
-    # part b tuned to the self-check's two shapes, the spectral norm elsewhere
-    "b_tuned": [edit_function(NORMS, "rms_to_rms_norm", '''
-        def rms_to_rms_norm(W):
-            if tuple(W.shape) in ((12, 48), (48, 12)):
-                fan_out, fan_in = W.shape
-                return math.sqrt(fan_in / fan_out) * spectral_norm(W)
-            return spectral_norm(W)
-    ''')],
-    # part c: 1/sqrt(d_in * d_out) with d_in, d_out = p.shape
-    "c_sqrt_product": [edit_function(MUP_LR, "layer_lr", '''
-        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
-            if len(shape) == 1:
-                return lr * 0.01 / math.sqrt(shape[0])
-            d_in, d_out = shape
-            return lr / math.sqrt(d_in * d_out)
-    '''), append(MUP_LR, "\nimport math\n")],
-    # part c: times sqrt(d_in) with d_in, d_out = p.shape, input and readout found by the sizes 784 and 10
-    "c_by_size": [edit_function(MUP_LR, "layer_lr", '''
-        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
-            if len(shape) == 1:
-                return lr * bias_mult
-            d_in, d_out = shape
-            if d_in == 10:
-                return output_lr
-            if d_out == 784:
-                return lr * 10.0 * d_in ** 0.5
-            return lr * d_in ** 0.5
-    ''')],
-    # part d: multipliers 1/sqrt(out_features), no init compensation
-    "d_sqrt_out": [
-        edit_function(MULTIPLIERS, "mup_multipliers", '''
-            def mup_multipliers(input_size, hidden_sizes, input_mult=10.0, output_mult=1.0):
-                return (*(width ** -0.5 for width in hidden_sizes), 1.0)
-        '''),
-        edit_function(MULTIPLIERS, "initial_weight", '''
-            def initial_weight(weight, multiplier):
-                return weight
-        '''),
-    ],
-    # part d written another (correct) way: the init divided in layer_output's place, the weight scaled there
-    "d_variant": [
-        edit_function(MULTIPLIERS, "initial_weight", '''
-            def initial_weight(weight, multiplier):
-                return weight * (1.0 / multiplier)
-        '''),
-        edit_function(MULTIPLIERS, "layer_output", '''
-            def layer_output(multiplier, layer, x):
-                return torch.nn.functional.linear(x, layer.weight * multiplier)
-        '''),
-    ],
-    # part e: reads state it never created (KeyError 'precond')
-    "e_keyerror": [
-        edit_function(ORTHO, "orthogonalize_svd", '''
-            def orthogonalize_svd(m):
-                state = _SHAMPOO_STATE.setdefault(m.shape, {})
-                precond = state["precond"]
-                return precond @ m
-        '''),
-        append(ORTHO, "\n_SHAMPOO_STATE = {}\n"),
-    ],
-    # bonus: scaled by 1 / RMS(U V^T) of a U V^T of the layer's shape
-    "bonus_rms": [edit_function(ORTHO, "shampoo_shape_scale", '''
-        def shampoo_shape_scale(fan_out, fan_in):
-            u = orthogonalize_svd(torch.randn(fan_out, fan_in))
-            return (1 / torch.sqrt(torch.mean(u ** 2))).item()
-    ''')],
-}
+
+def catalogue() -> dict:
+    """Every part's classic wrong answers: ``{key: (part, mistake)}`` (``grading/parts/<part>.py``)."""
+    from grading.parts import PARTS
+
+    return {key: (part, mistake) for part in PARTS for key, mistake in part.mistakes.items()}
+
+
+MISTAKES = {key: mistake_edits(part, mistake) for key, (part, mistake) in catalogue().items()}
+MUP_LR, NORMS, ORTHO = "helpers/mup_lr.py", "helpers/norms.py", "helpers/orthogonal_updates.py"
 
 # ---------------------------------------------------------------- hostile submissions
 HOSTILE = {
@@ -250,6 +191,35 @@ HOSTILE = {
             source = open({str(ROOT / "helpers" / "mup_lr.py")!r}).read()
             raise RuntimeError(source[source.index("def layer_lr"):][:200])
     ''')],
+    # reads the instructor's solutions through /proc: the working folder of the process that grades (the one
+    # that built this fixture; a grader runs where the course is) and of each process above the part
+    "reads_through_proc": [edit_function(MUP_LR, "layer_lr", f'''
+        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
+            import os
+            pids = [{os.getpid()}, os.getpid()]
+            for pid in pids:
+                try:
+                    source = open(f"/proc/{{pid}}/cwd/helpers/mup_lr.py").read()
+                    raise RuntimeError(source[source.index("def layer_lr"):][:200])
+                except OSError:
+                    pass
+                try:
+                    with open(f"/proc/{{pid}}/stat") as handle:
+                        pids.append(int(handle.read().rsplit(")", 1)[1].split()[1]))
+                except OSError:
+                    pass
+                if len(pids) > 5:
+                    break
+            return lr
+    ''')],
+    # the same read from C++ (torch.from_file), which no audit hook sees: Landlock refuses it
+    "reads_from_cpp": [edit_function(MUP_LR, "layer_lr", f'''
+        def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
+            import torch
+            source = torch.from_file({str(ROOT / "helpers" / "mup_lr.py")!r}, shared=False, size=4000, dtype=torch.uint8)
+            text = bytes(source.tolist()).decode(errors="replace")
+            raise RuntimeError(text[text.index("def layer_lr"):][:200])
+    ''')],
     # a write from C++ (torch.save opens its file in C++, which no audit hook sees): Landlock refuses it
     # (the part fails with torch's error), or without Landlock the tree check finds and undoes it
     "writes_from_cpp": [edit_function(NORMS, "frobenius_norm", f'''
@@ -279,3 +249,67 @@ def bench_submissions(folder: Path, count: int) -> list[Path]:
     kinds = [("correct", [])] + sorted(MISTAKES.items())
     return [make(base, folder / f"student{index:03d}", f"student{index:03d}", kinds[index % len(kinds)][1])
             for index in range(count)]
+
+
+def tree_hash(root: Path) -> str:
+    """Every file of the instructor's tree but build outputs, caches and git."""
+    import hashlib
+
+    from grading.grader import SKIPPED_DIRS
+
+    digest = hashlib.sha256()
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        for name in sorted(files):
+            path = Path(directory) / name
+            if not name.endswith(".pyc"):
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- what feedback may not say
+def hidden_shapes() -> set[tuple[int, ...]]:
+    """Every shape of the parts' hidden inputs: matrices, the layers of the hidden networks, pairs of sizes."""
+    import sys
+
+    from grading.parts import PARTS
+
+    shapes = set()
+    for part in PARTS:
+        module = sys.modules[part.collect.__module__]
+        for value in vars(module).values():
+            if not isinstance(value, tuple):
+                continue
+            for item in value:
+                if isinstance(item, dict) and "shape" in item:
+                    shapes.add(tuple(item["shape"]))
+                elif isinstance(item, dict) and "hidden" in item:
+                    widths = (item["input_size"], *item["hidden"], item["classes"])
+                    shapes |= set(zip(widths[1:], widths[:-1])) | {tuple(item["hidden"])}
+                elif isinstance(item, tuple) and len(item) == 2 and all(type(n) is int for n in item):
+                    shapes.add(item)
+    return shapes
+
+
+FORMULAS = ["lr/fan_in", "1/fan_in", "sqrt(fan_out/fan_in)", "sqrt(fan_in/fan_out)", "/fan_in", "fan_in/",
+            "input_mult/", "*fan_in", "1/sqrt(fan_in)"]
+
+
+def assert_reveals_nothing(text: str, where: str, limit: float, students=()) -> None:
+    """No digit in ``text`` but the ones feedback may hold (points, counts, lines, limits, names), no
+    hidden shape spelled out, no correct formula."""
+    from grading import parts
+
+    allowed = [r"\b\d+\.\d\d\b", r"/ \d+\b", r"\b\d+ of \d+ ", r"line \d+ of", rf"\b{limit:g} s limit", r"\d+ MB",
+               r"\*\*Total: [\d.]+ / \d+\*\*", r"Q1\([ab]\)", r"\b2[b-e]:", r"research \d\d", r"\bd[12]\b",
+               r"\b(?:helpers|notebooks)/[\w.]+", r"\(d_out, 1\)", r"\(cell \d+\)"]
+    allowed += [re.escape(part.name) for part in parts.PARTS] + [re.escape(s) for s in students]
+    rest = text
+    for pattern in allowed:
+        rest = re.sub(pattern, "", rest)
+    assert not re.findall(r"\d", rest), (where, re.findall(r".{0,30}\d.{0,30}", rest)[:5])
+    for shape in hidden_shapes():
+        for spelled in (" x ".join(map(str, shape)), "x".join(map(str, shape)), str(shape), str(list(shape))):
+            assert spelled not in text, (where, spelled)
+    squeezed = text.replace(" ", "")
+    assert not [f for f in FORMULAS if f in squeezed], where
