@@ -43,7 +43,7 @@ ANSWER_STUB = "YOUR ANSWER HERE"
 SOLUTIONS_ONLY = "solutions-only"  # cell tag: the cell is left out of the student release
 NBVAL_MARK = "# NBVAL_CHECK_OUTPUT"  # the instructor's test marker: left out of the student release
 # Packages of requirements.txt that only the instructor's tooling (tests, headless runs, HTML export) needs.
-INSTRUCTOR_PACKAGES = {"nbval", "papermill", "pytest", "nbconvert", "nbformat"}
+INSTRUCTOR_PACKAGES = {"nbval", "papermill", "pytest", "nbconvert", "nbformat", "ruff"}
 COLAB_SETUP = "colab-setup"  # cell tag of the Colab setup cell (scripts/sync_colab_cell.py): not in the HTML export
 
 
