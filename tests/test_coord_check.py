@@ -171,6 +171,33 @@ def test_plot_draws_a_panel_per_step_on_log_axes():
     plt.close(fig)
 
 
+def test_coordinate_check_figures_keep_the_legend_off_the_data_and_label_their_log_axes():
+    """The legend of each row sits right of its last panel, outside every panel; every log axis
+    has at least two labelled ticks inside its range, written as plain numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.plotting import plot_coord_checks
+
+    narrow = synthetic(exponents=(0.0, 0.05, -0.02), steps=10)  # each line within a factor of 1.3
+    fig = plot_coord_checks([synthetic(steps=10), narrow])
+    fig.canvas.draw()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 2  # one per row
+    for legend in legends:
+        box = legend.get_window_extent()
+        assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes)
+    for ax in fig.axes:
+        for axis, (low, high) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            shown = [t for t, label in zip(axis.get_ticklocs(), axis.get_ticklabels())
+                     if low <= t <= high and label.get_text()]
+            assert len(shown) >= 2, (ax.get_title(), axis.axis_name, axis.get_ticklocs())
+    assert [label.get_text() for label in fig.axes[0].get_xticklabels()] == ["16", "32", "64", "128"]
+    plt.close(fig)
+
+
 def test_batched_path_gives_the_loop_s_numbers(mnist_subset):
     kwargs = dict(steps=3, seeds=(0, 1), data=mnist_subset, progress=False, device="cpu")
     for make_optimizer in (functools.partial(SimpleAdam, lr=1e-3), functools.partial(SqrtFanInRule, lr=0.1)):

@@ -231,6 +231,28 @@ def test_sweep_records_divergence_and_continues(sweeps):
     assert np.isfinite(adam.losses[0, :, :5]).all()
 
 
+def test_sweep_figures_explain_the_crosses_and_keep_the_legend_off_the_data(sweeps):
+    """A cross marks a loss of DIVERGED_LOSS or more (or a run that diverged), drawn at that loss:
+    the legend says so, sits below the panels, and the learning-rate axis has a labelled tick at
+    every rate of the grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.plotting import DIVERGED_LOSS, plot_sweeps
+
+    adam, mup = sweeps
+    for fig in (adam.plot(), plot_sweeps([adam, mup])):
+        fig.canvas.draw()
+        legend = fig.axes[0].get_legend() or fig.legends[0]
+        labels = [text.get_text() for text in legend.get_texts()]
+        assert any(label.startswith("x:") and f"{DIVERGED_LOSS:g}" in label for label in labels), labels
+        assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in fig.axes)
+        assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [f"{lr:g}" for lr in adam.lrs]
+        plt.close(fig)
+
+
 def test_train_with_lr_is_deterministic(mnist_subset):
     a = train_with_lr((32, 32, 32), SimpleAdam, 0.01, steps=20, data=mnist_subset, device="cpu")
     b = train_with_lr((32, 32, 32), SimpleAdam, 0.01, steps=20, data=mnist_subset, device="cpu")
