@@ -366,11 +366,12 @@ def hooked_layers(model: nn.Module, images: torch.Tensor) -> list[str]:
 
 
 def _supports_batched(probe: nn.Module, make_optimizer) -> bool:
-    """The stacked form covers the plain course MLP (with biases) under the SimpleAdam family."""
+    """The stacked form covers the course MLP with biases (or a subclass that changes only its
+    initial weights, such as ``TP5MLP``) under the SimpleAdam family."""
     from helpers import batched
 
-    return type(probe) is MLP and all(layer.bias is not None for layer in probe.layers) \
-        and batched.supports(make_optimizer)
+    return batched.plain_mlp(probe) and batched.supports(make_optimizer)
+
 
 
 def coord_check(

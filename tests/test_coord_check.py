@@ -23,7 +23,7 @@ from helpers.coord_check import (
     hooked_layers,
 )
 from helpers.coord_verdict import slope_verdict
-from helpers.models import ScaledMLP
+from helpers.models import ScaledMLP, TP5MLP
 from helpers.optimizers import MuonAdam, SimpleAdam, SimpleAdamMuP, SimpleShampoo, fan_out_fan_in
 
 STEP_ONE_WIDTHS = (48, 96, 192, 384, 768)
@@ -206,6 +206,12 @@ def test_batched_path_gives_the_loop_s_numbers(mnist_subset):
         assert (loop.mode, fast.mode) == ("one run at a time", "batched over seeds")
         np.testing.assert_allclose(fast.delta, loop.delta, rtol=1e-4, atol=1e-7)
         np.testing.assert_allclose(fast.rms, loop.rms, rtol=1e-5)
+    # TP5's muP: its readout init is TP5MLP's (the course MLP's forward pass), its rate layer_lr's.
+    tp5 = (functools.partial(course_mlp, mlp=TP5MLP), functools.partial(SimpleAdamMuP, lr=0.1, readout="tp5"))
+    loop = coord_check(*tp5, (16, 64), batched=False, **kwargs)
+    fast = coord_check(*tp5, (16, 64), **kwargs)
+    assert fast.mode == "batched over seeds"
+    np.testing.assert_allclose(fast.delta, loop.delta, rtol=1e-4, atol=1e-7)
     # MuonAdam stacks too (batched.StackedMuon); Shampoo has no stacked form.
     loop = coord_check(None, MuonAdam, (8, 16), batched=False, **kwargs)
     fast = coord_check(None, MuonAdam, (8, 16), **kwargs)
