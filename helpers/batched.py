@@ -63,6 +63,20 @@ def supports(optimizer) -> bool:
         isinstance(probe, SimpleAdam) and type(probe).update_parameter is SimpleAdam.update_parameter)
 
 
+def plain_mlp(model: nn.Module) -> bool:
+    """True when ``model`` computes what ``_forward`` computes: an :class:`MLP` (or a subclass
+    that changes only its initial weights, such as ``TP5MLP``) with biases in every layer."""
+    return isinstance(model, MLP) and type(model).forward is MLP.forward \
+        and type(model).layer_output is MLP.layer_output and all(layer.bias is not None for layer in model.layers)
+
+
+def supports_model(mlp) -> bool:
+    """True when ``mlp(hidden_sizes=...)`` builds a model that ``plain_mlp`` accepts (the probe
+    leaves the global random state as it found it)."""
+    with torch.random.fork_rng(devices=[]):
+        return plain_mlp(mlp(hidden_sizes=(2, 2)))
+
+
 class StackedAdam:
     """SimpleAdam's update for N runs stacked along dim 0, each parameter of each
     run with its own constant learning rate ``rates[run][parameter]``.
@@ -238,9 +252,10 @@ def stack_runs(inits: list[list[torch.Tensor]], optimizers: list, used: torch.Te
     return params, StackedOptimizer(adam, adam_part, stacked_muon, muon_part)
 
 
-def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, valid, device) -> np.ndarray:
+def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, valid, device, mlp=MLP) -> np.ndarray:
     """Validation losses (mean of the last 5) of every (seed, lr) run of one
-    architecture, shape [len(seeds), len(lrs)], trained as one batched model."""
+    architecture, shape [len(seeds), len(lrs)], trained as one batched model; each seed's
+    initial weights are ``mlp(hidden_sizes=hiddens)``'s (``supports_model(mlp)`` must hold)."""
     (images, labels), (valid_images, valid_labels) = data, valid
     images, valid_images = images.reshape(len(images), -1), valid_images.reshape(len(valid_images), -1)
     # A pixel that is 0 in every training image adds 0 to every product and gets a zero gradient,
@@ -253,7 +268,10 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
     inits = []
     for seed in seeds:  # the same init as experiments._build: CPU, fixed seed
         torch.manual_seed(seed)
-        inits.append(list(MLP(hidden_sizes=tuple(hiddens)).parameters()))
+        model = mlp(hidden_sizes=tuple(hiddens))
+        if not plain_mlp(model):
+            raise ValueError(f"sweep_width: {type(model).__name__} does not compute the course MLP's forward pass")
+        inits.append(list(model.parameters()))
     params, stepper = stack_runs([inits[s] for s, _ in runs],
                                  [functools.partial(optimizer, lr=lrs[k]) for _, k in runs], used, device)
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]

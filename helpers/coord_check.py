@@ -92,6 +92,28 @@ def check_slope_verdict(verdict: Callable = None) -> bool:
     return True
 
 
+def seed_trend(slopes, floor: float | None = None) -> str | None:
+    """The direction every seed shows: ``"growing"`` when every seed's slope lies above ``floor``
+    (default ``coord_verdict.FLAT_TOLERANCE``), ``"shrinking"`` when every one lies below
+    ``-floor``, else None. Seeds far apart that agree on the direction disagree on how fast the
+    delta changes with width, not on whether it changes."""
+    values = np.ravel(np.asarray(slopes, dtype=float))
+    floor = coord_verdict.FLAT_TOLERANCE if floor is None else floor
+    above = values.size > 0 and bool((values > floor).all())
+    below = values.size > 0 and bool((values < -floor).all())
+    return "growing" if above else "shrinking" if below else None
+
+
+def decide(slopes, verdict: Callable = None) -> str:
+    """One layer at one step: ``slope_verdict`` (or ``verdict``) of the seeds' slopes, except that
+    a direction every seed shows beyond the floor (:func:`seed_trend`) is reported even where the
+    seeds' spread makes ``slope_verdict`` call it flat."""
+    decided = (verdict or coord_verdict.slope_verdict)(slopes)
+    if decided == "flat":
+        return seed_trend(slopes) or "flat"
+    return decided
+
+
 def describe_steps(per_step: Sequence[str]) -> str:
     """``["flat", "flat", "growing"]`` (steps 1, 2, 3) -> "flat at steps 1-2, growing at step 3"."""
     if len(set(per_step)) == 1:
@@ -209,14 +231,27 @@ class CoordCheckResult:
         return np.where(np.isfinite(slopes), slopes, np.nan)
 
     def verdicts(self, verdict: Callable = None) -> dict[str, list[str]]:
-        """``{layer: [verdict at step 1, ..., at the last step]}``: ``slope_verdict``
-        (or ``verdict``) of the seeds' delta slopes; "unmoved" where a layer did not
-        move at some width, so that no slope exists."""
-        verdict = verdict or coord_verdict.slope_verdict
+        """``{layer: [verdict at step 1, ..., at the last step]}``: :func:`decide` on the
+        seeds' delta slopes (``slope_verdict``, or ``verdict``, and a direction every seed
+        shows beyond the floor); "unmoved" where a layer did not move at some width, so
+        that no slope exists."""
         slopes = self.slopes()
-        return {layer: [verdict(slopes[:, t, k]) if np.isfinite(slopes[:, t, k]).all() else "unmoved"
+        return {layer: [decide(slopes[:, t, k], verdict) if np.isfinite(slopes[:, t, k]).all() else "unmoved"
                         for t in self.steps[1:]]
                 for k, layer in enumerate(self.layers)}
+
+    def seed_signs(self) -> dict[str, list[str]]:
+        """``{layer: [at step 1, ..., at the last step]}``: "all positive" or "all negative" where
+        every seed's delta slope has that sign, else "mixed" (or "unmoved"). A sign that every
+        seed shows is a trend the seeds agree on in direction, whatever the verdict says of its size."""
+        slopes = self.slopes()
+
+        def sign(values):
+            if not np.isfinite(values).all():
+                return "unmoved"
+            return "all positive" if (values > 0).all() else "all negative" if (values < 0).all() else "mixed"
+
+        return {layer: [sign(slopes[:, t, k]) for t in self.steps[1:]] for k, layer in enumerate(self.layers)}
 
     def passes(self) -> bool:
         """True when every layer is flat at every step."""
@@ -366,11 +401,11 @@ def hooked_layers(model: nn.Module, images: torch.Tensor) -> list[str]:
 
 
 def _supports_batched(probe: nn.Module, make_optimizer) -> bool:
-    """The stacked form covers the plain course MLP (with biases) under the SimpleAdam family."""
+    """The stacked form covers the course MLP with biases (or a subclass that changes only its
+    initial weights, such as ``TP5MLP``) under the SimpleAdam family."""
     from helpers import batched
 
-    return type(probe) is MLP and all(layer.bias is not None for layer in probe.layers) \
-        and batched.supports(make_optimizer)
+    return batched.plain_mlp(probe) and batched.supports(make_optimizer)
 
 
 def coord_check(

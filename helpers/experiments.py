@@ -367,17 +367,19 @@ def lr_sweep(
     label: str | None = None,
     batched: bool = True,
     hiddens=None,
+    mlp=MLP,
 ) -> SweepResult:
     """``train_with_lr`` for every seed, width (``depth`` hidden layers of that
-    width, or the hidden sizes ``hiddens(width)`` when given) and learning rate.
+    width, or the hidden sizes ``hiddens(width)`` when given) and learning rate, on
+    ``mlp(hidden_sizes=...)`` (default the course MLP; ``TP5MLP`` for TP5's muP).
     Diverged runs are kept as NaN/inf.
 
     By default all seeds and learning rates of one width are trained as one
     stacked model (``helpers.batched``): the same losses as one run at a time up
     to float rounding, and 3-4x faster on 2 CPU cores (measured). Only
     the SimpleAdam family (any switches, SimpleAdamMuP) and MuonAdam have that form; any other
-    optimizer, or ``batched=False``, runs one model at a time, and the progress
-    bar and ``SweepResult.mode`` say which way it ran."""
+    optimizer (or a model whose forward pass is not the course MLP's), or ``batched=False``,
+    runs one model at a time, and the progress bar and ``SweepResult.mode`` say which way it ran."""
     from tqdm.auto import tqdm
 
     from helpers import batched as batched_sweep
@@ -394,10 +396,12 @@ def lr_sweep(
     device = get_device(device)
     label = label or getattr(optimizer, "__name__", str(optimizer))
     losses = np.empty((len(seeds), len(widths), len(lrs)))
-    if batched and batched_sweep.supports(optimizer):
-        mode = "batched over lrs and seeds"
-    elif batched:
+    if batched and not batched_sweep.supports(optimizer):
         mode = "one run at a time: no batched form of this optimizer"
+    elif batched and not batched_sweep.supports_model(mlp):
+        mode = "one run at a time: no batched form of this model"
+    elif batched:
+        mode = "batched over lrs and seeds"
     else:
         mode = "one run at a time"
     bar = tqdm(total=losses.size, desc=f"LR sweep ({label}, {mode})", disable=not progress, leave=False)
@@ -406,14 +410,14 @@ def lr_sweep(
         for w, width in enumerate(widths):
             losses[:, w, :] = batched_sweep.sweep_width(
                 architecture(width), lrs, seeds, optimizer, steps=steps, batch_size=64, data=data[0], valid=valid,
-                device=device)
+                device=device, mlp=mlp)
             bar.update(len(seeds) * len(lrs))
     else:
         for s, seed in enumerate(seeds):
             for w, width in enumerate(widths):
                 for k, lr in enumerate(lrs):
                     losses[s, w, k] = train_with_lr(
-                        architecture(width), optimizer, lr, steps=steps, seed=seed, data=data, device=device
+                        architecture(width), optimizer, lr, steps=steps, seed=seed, data=data, device=device, mlp=mlp
                     )
                     bar.update()
     bar.close()

@@ -1,14 +1,22 @@
-"""The course MLP and its per-layer-multiplier twin (homework part d: the multipliers, the
-initial weights and the scaled layer output are ``helpers.mup_multipliers``)."""
+"""The course MLP, its per-layer-multiplier twin (homework part d: the multipliers, the
+initial weights and the scaled layer output are ``helpers.mup_multipliers``) and the MLP whose
+readout starts as Tensor Programs V's muP starts it (``TP5MLP``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from helpers import mup_multipliers as multipliers_rule
+
+# The readout width at which TP5's muP readout (TP5MLP's init, SimpleAdamMuP(readout="tp5")'s rate)
+# is the course's: standard init and the rate output_lr. muP fixes how the readout scales with width,
+# not its size at one width; this anchor is the narrowest width of notebook 12's coordinate check and
+# inside notebook 05's sweep.
+TP5_BASE_WIDTH = 64
 
 
 def _check_sizes(input_size: int, hidden_sizes: Sequence[int], num_classes: int) -> tuple[int, ...]:
@@ -95,3 +103,31 @@ class ScaledMLP(MLP):
     def effective_weights(self) -> list[torch.Tensor]:
         """``c_l * W_l`` for every layer: the weights of the equivalent plain MLP."""
         return [m * layer.weight.detach() for m, layer in zip(self.multipliers, self.layers)]
+
+
+class TP5MLP(MLP):
+    """The course MLP with the readout initialised as in Tensor Programs V's muP (Yang et al. 2022,
+    Table 3: the output weights' initial variance scales as ``1 / n^2``, where ``n`` is the readout's
+    fan-in, the width of the last hidden layer; the course MLP's standard init has variance
+    ``1 / (3 n)``).
+
+    Built as :class:`MLP` under the same seed (the same random numbers), then the readout's weights
+    are multiplied by ``sqrt(base_width / n)``: variance ``base_width / (3 n^2)``, which is the
+    standard init at ``n = base_width``. Every other parameter, and the forward pass, are
+    :class:`MLP`'s. Train it with ``SimpleAdamMuP(readout="tp5")`` (the same ``base_width``), whose
+    readout rate scales to match: together they are TP5's muP for Adam."""
+
+    def __init__(
+        self,
+        input_size: int = 784,
+        hidden_sizes: Sequence[int] = (8, 16, 32, 64, 128),
+        num_classes: int = 10,
+        bias: bool = True,
+        base_width: int = TP5_BASE_WIDTH,
+    ):
+        super().__init__(input_size, hidden_sizes, num_classes, bias=bias)
+        if isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
+            raise ValueError(f"base_width={base_width!r}: must be a positive integer (a width).")
+        self.base_width = base_width
+        with torch.no_grad():
+            self.layers[-1].weight.mul_(math.sqrt(base_width / self.hidden_sizes[-1]))

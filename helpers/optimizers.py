@@ -3,7 +3,8 @@
 * ``SimpleAdam``: bias-corrected Adam, ``u = m_hat / (sqrt(v_hat) + 1e-16)``,
   ``W <- W - lr * u``. On the first step ``m_hat = g`` and ``v_hat = g**2``, so
   the update is exactly ``-lr * sign(g)``.
-* ``SimpleAdamMuP``: the same direction with a learning rate per layer (muP).
+* ``SimpleAdamMuP``: the same direction with a learning rate per layer: the course's muP
+  (hidden layers), or with ``readout="tp5"`` Tensor Programs V's muP (the readout too).
 * ``SimpleShampoo`` / ``ScaledSimpleShampoo``: Shampoo without accumulation,
   i.e. the momentum orthogonalised to ``U V^T``.
 
@@ -20,6 +21,7 @@ import torch
 from torch.optim import Optimizer
 
 from helpers import mup_lr, orthogonal_updates
+from helpers.models import TP5_BASE_WIDTH
 
 ADAM_EPS = 1e-16
 ROLES = ("input", "hidden", "output", "bias")
@@ -181,13 +183,32 @@ class SimpleAdamMuP(SimpleAdam):
       the same amount at any width (part c, notebook 03: what grows with width?);
     * input weights: the hidden layers' rule times ``input_mult`` (the course's
       fudge factor of 10: the raw image is not a sigmoid feature);
-    * readout weights: the fixed ``output_lr``, independent of ``lr``;
+    * readout weights: the fixed ``output_lr``, independent of ``lr``
+      (``readout="course"``, the default), or TP5's readout (``readout="tp5"``, below);
     * biases, treated as (d_out, 1) matrices (fan_in 1), times ``bias_mult``.
+
+    ``readout="course"`` is the handout's rule, **the course's muP**: muP for the
+    hidden layers (and the input layer), with a readout whose rate does not depend on the width.
+
+    ``readout="tp5"`` is **TP5's muP for Adam** (Tensor Programs V, Yang et al. 2022,
+    Table 3): the output weights' Adam learning rate scales as ``1 / n`` and their initial
+    variance as ``1 / n^2``, where ``n`` is the readout's fan-in (the width of the last hidden
+    layer). Here the readout's rate is ``output_lr * base_width / n`` (``output_lr`` at
+    ``n = base_width``), and the matching init is :class:`helpers.models.TP5MLP`'s (the
+    standard init times ``sqrt(base_width / n)``): build the model with it and the same
+    ``base_width``. The other layers keep the rates above, which scale with width as Table 3's
+    do for the input and hidden weights and the biases (as does the standard init of the input
+    and hidden weights). (Table 3 also allows a zero-initialised readout; and since Adam's step
+    does not change when a gradient is rescaled, an output multiplier ``base_width / n`` on a
+    readout trained at ``output_lr`` gives its effective weights the same steps as this rate,
+    the init then being set on the effective weights.)
 
     The input and readout layers are the first and last 2-D parameters, in the
     order given; or name them with param groups that carry
     ``role`` in {"input", "hidden", "output", "bias"}.
     """
+
+    READOUTS = ("course", "tp5")
 
     def __init__(
         self,
@@ -198,18 +219,32 @@ class SimpleAdamMuP(SimpleAdam):
         input_mult: float = 10.0,
         bias_mult: float = 0.01,
         output_lr: float = 0.003,
+        readout: str = "course",
+        base_width: int = TP5_BASE_WIDTH,
     ):
         super().__init__(params, lr=lr, b1=b1, b2=b2)
         self.input_mult = check_positive("input_mult", input_mult)
         self.bias_mult = check_positive("bias_mult", bias_mult)
         self.output_lr = check_positive("output_lr", output_lr)
+        if readout not in self.READOUTS:
+            raise ValueError(f"readout={readout!r}: use one of {self.READOUTS}.")
+        self.readout = readout
+        if isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
+            raise ValueError(f"base_width={base_width!r}: must be a positive integer (a width).")
+        self.base_width = base_width
         _check_matrix_or_vector("SimpleAdamMuP", [p for group in self.param_groups for p in group["params"]])
         self.roles = assign_roles(self.param_groups)
 
     def layer_lr(self, group: dict, p: torch.Tensor) -> float:
-        """``helpers.mup_lr.layer_lr`` (part c) for ``p``, looked up at every step."""
-        return mup_lr.layer_lr(self.roles[id(p)], tuple(p.shape), group["lr"], input_mult=self.input_mult,
+        """``helpers.mup_lr.layer_lr`` (part c) for ``p``, looked up at every step; with
+        ``readout="tp5"``, the readout's rate times ``base_width / n`` (n: its fan-in)."""
+        role = self.roles[id(p)]
+        rate = mup_lr.layer_lr(role, tuple(p.shape), group["lr"], input_mult=self.input_mult,
                                bias_mult=self.bias_mult, output_lr=self.output_lr)
+        if self.readout == "tp5" and role == "output":
+            n = p.shape[1]  # nn.Linear stores (fan_out, fan_in): n, the last hidden width
+            rate = rate * (self.base_width / n)  # exactly the course's rate at n = base_width
+        return rate
 
 
 class SimpleShampoo(CourseOptimizer):

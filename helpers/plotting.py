@@ -62,12 +62,49 @@ def plot_update_norms(result, axes=None, norms=tuple(NORM_TITLES)):
     return fig
 
 
-def plot_sweep(result, ax=None):
-    """Validation loss against learning rate (log axis), one line per width;
-    with several seeds, the mean and a min-max band. Diverged runs are clipped."""
+def log_ticks(low: float, high: float, max_ticks: int = 9) -> list[float]:
+    """Tick values for a log axis from ``low`` to ``high``: 1, 2 and 5 times the powers of 10
+    when that gives at most ``max_ticks`` inside the range, else fewer multipliers (at least
+    the powers of 10, every other one when even those are too many), and at least two ticks."""
+    low, high = min(low, high), max(low, high)
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
+        return []
+    decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+    for subs in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** k for k in decades for m in subs if low <= m * 10.0 ** k <= high]
+        if len(ticks) <= max_ticks:
+            break
+    while len(ticks) > max_ticks:
+        ticks = ticks[::2]
+    if len(ticks) < 2:  # less than a factor of 2 between the ends: label the ends themselves
+        ticks = sorted({float(f"{low:.2g}"), *ticks, float(f"{high:.2g}")})
+    return ticks
+
+
+def readable_log_axis(axis, values=None, max_ticks: int = 9) -> None:
+    """Label a log axis so that a value can be read off it: ticks at ``values`` (e.g. the
+    learning rates of a grid) or at :func:`log_ticks` of the axis' current range, written as
+    plain numbers (0.02, 5, 300), and no minor ticks. Fixed ticks also draw faster than
+    matplotlib's log locators."""
+    if values is None:
+        ax = axis.axes
+        values = log_ticks(*(ax.get_xlim() if axis is ax.xaxis else ax.get_ylim()), max_ticks=max_ticks)
+    values = [float(v) for v in values]
+    axis.set_major_locator(FixedLocator(values))
+    axis.set_major_formatter(FixedFormatter([f"{v:g}" for v in values]))
+    axis.set_minor_locator(NullLocator())
+
+
+def plot_sweep(result, ax=None, legend: bool = True):
+    """Validation loss against learning rate (log axis, a tick at every learning rate of the
+    grid), one line per width; with several seeds, the mean and a min-max band. A loss of
+    ``DIVERGED_LOSS`` or more, or a run that diverged, is drawn at ``DIVERGED_LOSS`` and
+    marked with an x (the legend says so). The legend sits below the axes, off the data."""
+    from matplotlib.lines import Line2D
+
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig, ax = plt.subplots(figsize=(8, 4.6))
     lrs = to_numpy(result.lrs)
     losses = np.where(np.isfinite(result.losses), result.losses, np.inf)
     clipped = np.minimum(losses, DIVERGED_LOSS)
@@ -80,14 +117,40 @@ def plot_sweep(result, ax=None):
         bad = (losses[:, w] >= DIVERGED_LOSS).any(axis=0)
         ax.plot(lrs[bad], np.full(bad.sum(), DIVERGED_LOSS), "x", color=color)
     ax.set_xscale("log")
+    readable_log_axis(ax.xaxis, lrs)
+    ax.tick_params(axis="x", labelsize=7, rotation=45 if len(lrs) > 6 else 0)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("validation loss (mean of last 5)")
     ax.set_ylim(top=DIVERGED_LOSS * 1.05)
     n_seeds = len(result.seeds)
-    ax.set_title(f"Loss per learning rate ({result.label}, {n_seeds} seed{'s' if n_seeds > 1 else ''})")
-    ax.legend(fontsize=8, ncol=2)
+    ax.set_title(f"Loss per learning rate ({result.label}, {n_seeds} seed{'s' if n_seeds > 1 else ''})", fontsize=10)
+    if legend:
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Line2D([], [], marker="x", ls="", color="0.3"))
+        labels.append(f"x: some seed's loss >= {DIVERGED_LOSS:g}\nor diverged (drawn at {DIVERGED_LOSS:g})")
+        alone = len(ax.figure.axes) == 1  # a panel among others gets a narrower legend
+        ax.legend(handles, labels, fontsize=7, ncol=4 if alone else 2, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.22), frameon=False)
     fig = fig or ax.figure
     fig.tight_layout()
+    return fig
+
+
+def plot_sweeps(results, figsize=None):
+    """Several sweeps side by side on one loss axis (one panel each, :func:`plot_sweep`), with
+    one legend below them: they must share their widths."""
+    results = list(results)
+    fig, axes = plt.subplots(1, len(results), figsize=figsize or (4.6 * len(results), 4.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, result in zip(axes, results):
+        plot_sweep(result, ax=ax, legend=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    handles.append(Line2D([], [], marker="x", ls="", color="0.3"))
+    labels.append(f"x: some seed's loss >= {DIVERGED_LOSS:g} or diverged (drawn at {DIVERGED_LOSS:g})")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles, labels, fontsize=8, ncol=len(labels), loc="lower center", frameon=False)
     return fig
 
 
@@ -108,15 +171,14 @@ def _coord_row(result, steps, quantity, axes):
                 ax.fill_between(widths, per_seed.min(axis=0), per_seed.max(axis=0), color=color, alpha=0.2)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        # Tick labels at the widths only and no minor ticks: log-axis ticks are most of the drawing time.
-        ax.xaxis.set_major_locator(FixedLocator(widths))
-        ax.xaxis.set_major_formatter(FixedFormatter([str(int(w)) for w in widths]))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.yaxis.set_minor_locator(NullLocator())
-        ax.tick_params(axis="x", labelsize=7)
+        # Fixed ticks (log locators are most of the drawing time): the widths on x, 1-2-5 on y.
+        readable_log_axis(ax.xaxis, widths)
+        readable_log_axis(ax.yaxis)
+        ax.tick_params(axis="both", labelsize=7)
         ax.set_title(f"{result.label}, t={step}", fontsize=9)
     axes[0].set_ylabel("RMS of change since init" if quantity == "delta" else "RMS of activation", fontsize=9)
-    axes[-1].legend(fontsize=7)
+    # The legend goes right of the row, off the data.
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0, frameon=False)
 
 
 def plot_coord_checks(results, steps=None, quantity: str = "delta"):

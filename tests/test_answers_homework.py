@@ -161,7 +161,17 @@ def test_05_learning_rate_transfer(executed_notebooks):
     # Transfer verdicts within the seed spread (helpers.verdicts.shared_learning_rates)
     assert answers["adam_transfer"]["shared"] == [] and answers["adam_transfer"]["grid_steps"] >= 1
     assert "=> Adam: no learning rate is within the seed spread" in stdout
-    assert answers["mup_transfer"]["shared"] and "=> muP: one learning rate is within the seed spread" in stdout
+    assert answers["mup_transfer"]["shared"] and "=> the course's muP: one learning rate is within the seed spread" \
+        in stdout
+    # TP5's muP (the readout scaled too) is the course's muP at width 64, where its readout is anchored:
+    # the same runs; its transfer verdict and the comparison of the two muPs are printed.
+    at_64 = widths.index(64)
+    assert answers["tp5_best_loss"][at_64] == answers["mup_best_loss"][at_64]
+    assert answers["tp5_best_lr"][at_64] == answers["mup_best_lr"][at_64]
+    assert answers["mup_vs_tp5_winners"]["64"] is None
+    assert "=> TP5's muP: " in stdout and "TP5's muP at widths" in stdout
+    index, dropped = printed_by_solutions_only_cell(run, "=> TP5's muP: ")
+    assert dropped and index > first_answer_cell(run)
     assert answers["adam_widest_at_narrow_best"] > 2.2  # near chance level (ln 10)
     # "Nothing was lost by giving up per-width tuning" was false: Adam is lower on every seed at narrow widths.
     assert answers["adam_lower_at"] and max(answers["adam_lower_at"]) <= 32

@@ -8,6 +8,7 @@ import torch
 
 from helpers import batched
 from helpers.experiments import lr_sweep
+from helpers.models import MLP, TP5MLP, ScaledMLP
 from helpers.optimizers import MuonAdam, SimpleAdam, SimpleAdamMuP, SimpleShampoo, adam_direction
 
 # Batched and single matrix products (and the fused and op-by-op Adam) round differently in the
@@ -43,6 +44,24 @@ def test_batched_sweep_equals_the_loop(mnist_subset, optimizer, lrs, widths, dev
     assert (loop.mode, fast.mode) == ("one run at a time", "batched over lrs and seeds")
     assert np.isfinite(loop.losses).all()
     np.testing.assert_allclose(fast.losses, loop.losses, rtol=0, atol=1e-4)
+
+
+def test_batched_sweep_equals_the_loop_for_tp5_mup(mnist_subset, device):
+    """TP5's muP: its readout rate comes through ``layer_lr`` and its readout init through ``mlp``
+    (``TP5MLP``, the course MLP's forward pass), so the stacked sweep runs it and gives the loop's
+    losses; a model with another forward pass runs one model at a time."""
+    kwargs = dict(widths=(8, 32), lrs=(0.3, 1.0), optimizer=functools.partial(SimpleAdamMuP, readout="tp5"),
+                  mlp=TP5MLP, seeds=(4, 5), data=mnist_subset, progress=False, device=device)
+    loop = lr_sweep(batched=False, **kwargs)
+    fast = lr_sweep(batched=True, **kwargs)
+    assert (loop.mode, fast.mode) == ("one run at a time", "batched over lrs and seeds")
+    assert np.isfinite(loop.losses).all()
+    np.testing.assert_allclose(fast.losses, loop.losses, rtol=0, atol=1e-4)
+    assert batched.supports_model(TP5MLP) and not batched.supports_model(ScaledMLP)
+    assert not batched.supports_model(functools.partial(MLP, bias=False))
+    other = lr_sweep((8,), (0.01,), SimpleAdam, mlp=functools.partial(ScaledMLP, output_mult=0.1), steps=5,
+                     data=mnist_subset, progress=False, device="cpu")
+    assert other.mode == "one run at a time: no batched form of this model" and np.isfinite(other.losses).all()
 
 
 @pytest.mark.parametrize("optimizer, lrs", [

@@ -1,8 +1,8 @@
 """The coordinate check (helpers.coord_check, notebook 12): the slopes it measures, the verdicts, the
 errors for bad input, and the verdicts notebook 12 stores at full size.
 
-The widths here are the tests' own (48 to 768, not powers of two), not the notebook's (64-1024 for
-the Adam family, 64-256 for Muon and Shampoo on a CPU)."""
+The widths here are mostly the tests' own (48 to 768, not powers of two); the statements about the two
+muPs use the notebook's (64-1024, the widths at which TP5's readout is anchored and above)."""
 
 import functools
 import math
@@ -19,17 +19,21 @@ from helpers.coord_check import (
     check_slope_verdict,
     coord_check,
     course_mlp,
+    decide,
     describe_steps,
     hooked_layers,
+    seed_trend,
 )
 from helpers.coord_verdict import slope_verdict
-from helpers.models import ScaledMLP
+from helpers.models import MLP, TP5MLP, ScaledMLP
 from helpers.optimizers import MuonAdam, SimpleAdam, SimpleAdamMuP, SimpleShampoo, fan_out_fan_in
 
 STEP_ONE_WIDTHS = (48, 96, 192, 384, 768)
 MUON_WIDTHS = (48, 96, 192, 384)  # Newton-Schulz at 768 costs seconds on one CPU thread
 MANY_STEP_WIDTHS = (48, 96, 192, 384)
 SEEDS = (0, 1, 2)
+NOTEBOOK_WIDTHS = (64, 128, 256, 512, 1024)  # notebook 12's Adam family on a CPU
+OUTPUT_LR, MUP_LR = 0.003, 0.1  # SimpleAdamMuP's readout rate; notebook 12's global rate
 # Over steps 1-10 at MANY_STEP_WIDTHS, the three seeds' slopes of a layer that muP keeps flat spread
 # by at most 0.11 (ScaledMLP's first layer; 0.03 for its hidden layer), and narrow widths add a
 # systematic drift of up to 0.13 by step 10. A seed mean within 0.2 of 0 is flat; a mean above 0.2
@@ -70,7 +74,8 @@ def test_adam_hidden_deltas_grow_with_width_after_one_step(mnist_subset):
 
 @pytest.mark.parametrize("make_model, make_optimizer, widths", [
     (None, functools.partial(SimpleAdamMuP, lr=0.1), STEP_ONE_WIDTHS),
-    (functools.partial(course_mlp, mlp=ScaledMLP), functools.partial(SimpleAdam, lr=0.1), STEP_ONE_WIDTHS),
+    (functools.partial(course_mlp, mlp=functools.partial(ScaledMLP, output_mult=OUTPUT_LR / MUP_LR)),
+     functools.partial(SimpleAdam, lr=MUP_LR), STEP_ONE_WIDTHS),
     (None, functools.partial(MuonAdam, lr=0.05, scale="spectral"), MUON_WIDTHS),
 ], ids=["SimpleAdamMuP", "ScaledMLP", "Muon-spectral"])
 def test_mup_forms_and_spectral_muon_are_flat_after_one_step(mnist_subset, make_model, make_optimizer, widths):
@@ -82,6 +87,79 @@ def test_mup_forms_and_spectral_muon_are_flat_after_one_step(mnist_subset, make_
     assert np.abs(slopes.mean(axis=0)).max() <= 0.1, slopes
     assert np.abs(slopes).max() <= 0.2, slopes  # one seed alone wanders more than the mean (held-out images)
     assert result.verdicts()[result.layers[-1]] == ["growing"]
+
+
+# ---------------------------------------------------------------- the two muPs (notebook 12's network and widths)
+def two_layer_check(make_model, make_optimizer, widths=NOTEBOOK_WIDTHS, seeds=SEEDS, mnist=None):
+    return coord_check(functools.partial(course_mlp, depth=2, mlp=make_model), make_optimizer, widths, steps=10,
+                       seeds=seeds, data=mnist, progress=False, device="cpu")
+
+
+def test_tp5_mup_is_flat_in_every_layer_readout_included(mnist_subset):
+    """TP5's muP (SimpleAdamMuP(readout="tp5") on TP5MLP, Tensor Programs V Table 3): every layer,
+    the readout included, is flat at step 1 (seed mean within 0.1 of 0, every seed within 0.15) and
+    at every one of 10 steps (the verdict, with its seed rule; seed means within MANY_STEP_TOLERANCE).
+    Flat is not zero: at later steps the seeds agree on a small negative slope in the readout (seed
+    means down to about -0.13 here), which the verdict leaves flat because some seeds stay within
+    the floor; notebook 12 prints those signs."""
+    tp5 = two_layer_check(TP5MLP, functools.partial(SimpleAdamMuP, lr=MUP_LR, readout="tp5"), mnist=mnist_subset)
+    assert tp5.mode == "batched over seeds"
+    slopes = tp5.slopes()[:, 1:]  # [seed, step 1-10, layer]
+    assert np.abs(slopes[:, 0].mean(axis=0)).max() <= 0.1, slopes[:, 0]
+    assert np.abs(slopes[:, 0]).max() <= 0.15, slopes[:, 0]
+    assert all(per_step[0] == "flat" for per_step in tp5.verdicts().values())
+    assert tp5.verdicts() == {layer: ["flat"] * 10 for layer in tp5.layers} and tp5.passes()
+    assert np.abs(slopes.mean(axis=0)).max() <= MANY_STEP_TOLERANCE, slopes.mean(axis=0)
+
+
+def test_course_mup_is_flat_in_the_hidden_layers_and_its_readout_grows(mnist_subset):
+    """The course's muP (SimpleAdamMuP, the readout at output_lr at every width): the hidden layer is
+    flat at step 1 like TP5's, and the readout grows with width: slope above 0.5 on every seed at
+    step 1 (about 0.95), verdict "growing" at every one of the 10 steps."""
+    course = two_layer_check(MLP, functools.partial(SimpleAdamMuP, lr=MUP_LR), mnist=mnist_subset)
+    hidden, readout = course.layers[1], course.layers[-1]
+    slopes = course.slopes()
+    assert abs(slopes[:, 1, 1].mean()) <= 0.1 and np.abs(slopes[:, 1, 1]).max() <= 0.15
+    assert course.verdicts()[hidden][0] == "flat"
+    assert (slopes[:, 1, -1] > 0.5).all(), slopes[:, 1, -1]
+    assert course.verdicts()[readout] == ["growing"] * 10
+    assert not course.passes()
+
+
+def test_the_multiplier_form_is_the_optimizer_form_over_ten_steps(mnist_subset):
+    """Notebook 12's multiplier form: plain Adam on ScaledMLP with the readout multiplier
+    output_lr / lr records what SimpleAdamMuP records on the bias-free MLP, at every width, seed
+    and step, to float tolerance; with a readout multiplier of 1 (Adam then trains the readout at
+    lr) the readout's record differs from step 1 on."""
+    widths, seeds = (48, 96, 192), (0, 1)
+
+    def scaled(output_mult):
+        return two_layer_check(functools.partial(ScaledMLP, output_mult=output_mult),
+                               functools.partial(SimpleAdam, lr=MUP_LR), widths, seeds, mnist_subset)
+
+    optimizer_form = two_layer_check(functools.partial(MLP, bias=False), functools.partial(SimpleAdamMuP, lr=MUP_LR),
+                                     widths, seeds, mnist_subset)
+    multiplier_form = scaled(OUTPUT_LR / MUP_LR)
+    np.testing.assert_allclose(multiplier_form.rms, optimizer_form.rms, rtol=1e-4)
+    np.testing.assert_allclose(multiplier_form.delta[:, :, 1:], optimizer_form.delta[:, :, 1:], rtol=1e-4)
+    readout_at_lr = scaled(1.0)
+    assert (np.abs(readout_at_lr.delta[:, :, 1:, -1] / optimizer_form.delta[:, :, 1:, -1] - 1) > 0.5).all()
+
+
+def test_a_direction_every_seed_shows_beyond_the_floor_is_reported():
+    """slope_verdict calls a mean within the seeds' spread flat; ``decide`` reports a direction that
+    every seed shows beyond the floor even so, and leaves a sign shared within the floor flat."""
+    assert slope_verdict([0.12, 0.5, 0.9]) == "flat" and decide([0.12, 0.5, 0.9]) == "growing"
+    assert slope_verdict([-0.9, -0.5, -0.11]) == "flat" and decide([-0.9, -0.5, -0.11]) == "shrinking"
+    assert decide([-0.26, -0.13, -0.03]) == "flat" and seed_trend([-0.26, -0.13, -0.03]) is None
+    assert decide([0.3, 0.35, 0.32]) == "growing" and decide([0.3, -0.3, 0.6]) == "flat"
+    result = synthetic(exponents=(0.0, 0.5), seeds=(0, 1, 2))
+    result.delta[1, :, :, 1] = result.delta[0, :, :, 1] * np.array([1, 1.3, 1.7, 2.2])[:, None] ** 2  # wide seeds
+    assert result.verdicts()["l1"] == ["growing"] * 3
+    assert result.seed_signs()["l1"] == ["all positive"] * 3
+    flat = synthetic(exponents=(0.0,), seeds=(0, 1))
+    flat.delta[1, :, :, 0] *= np.array([1.0, 1.1, 0.9, 1.0])[:, None]  # a seed whose slope is not 0
+    assert flat.seed_signs()["l0"] == ["mixed"] * 3
 
 
 # ---------------------------------------------------------------- ten steps
@@ -171,6 +249,33 @@ def test_plot_draws_a_panel_per_step_on_log_axes():
     plt.close(fig)
 
 
+def test_coordinate_check_figures_keep_the_legend_off_the_data_and_label_their_log_axes():
+    """The legend of each row sits right of its last panel, outside every panel; every log axis
+    has at least two labelled ticks inside its range, written as plain numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.plotting import plot_coord_checks
+
+    narrow = synthetic(exponents=(0.0, 0.05, -0.02), steps=10)  # each line within a factor of 1.3
+    fig = plot_coord_checks([synthetic(steps=10), narrow])
+    fig.canvas.draw()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 2  # one per row
+    for legend in legends:
+        box = legend.get_window_extent()
+        assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes)
+    for ax in fig.axes:
+        for axis, (low, high) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            shown = [t for t, label in zip(axis.get_ticklocs(), axis.get_ticklabels())
+                     if low <= t <= high and label.get_text()]
+            assert len(shown) >= 2, (ax.get_title(), axis.axis_name, axis.get_ticklocs())
+    assert [label.get_text() for label in fig.axes[0].get_xticklabels()] == ["16", "32", "64", "128"]
+    plt.close(fig)
+
+
 def test_batched_path_gives_the_loop_s_numbers(mnist_subset):
     kwargs = dict(steps=3, seeds=(0, 1), data=mnist_subset, progress=False, device="cpu")
     for make_optimizer in (functools.partial(SimpleAdam, lr=1e-3), functools.partial(SqrtFanInRule, lr=0.1)):
@@ -179,6 +284,12 @@ def test_batched_path_gives_the_loop_s_numbers(mnist_subset):
         assert (loop.mode, fast.mode) == ("one run at a time", "batched over seeds")
         np.testing.assert_allclose(fast.delta, loop.delta, rtol=1e-4, atol=1e-7)
         np.testing.assert_allclose(fast.rms, loop.rms, rtol=1e-5)
+    # TP5's muP: its readout init is TP5MLP's (the course MLP's forward pass), its rate layer_lr's.
+    tp5 = (functools.partial(course_mlp, mlp=TP5MLP), functools.partial(SimpleAdamMuP, lr=0.1, readout="tp5"))
+    loop = coord_check(*tp5, (16, 64), batched=False, **kwargs)
+    fast = coord_check(*tp5, (16, 64), **kwargs)
+    assert fast.mode == "batched over seeds"
+    np.testing.assert_allclose(fast.delta, loop.delta, rtol=1e-4, atol=1e-7)
     # MuonAdam stacks too (batched.StackedMuon); Shampoo has no stacked form.
     loop = coord_check(None, MuonAdam, (8, 16), batched=False, **kwargs)
     fast = coord_check(None, MuonAdam, (8, 16), **kwargs)
@@ -326,33 +437,42 @@ def test_12_coordinate_check_verdicts(executed_notebooks):
     # Standard Adam: the hidden layer and the readout grow with width from step 1 (slope about 1).
     assert step_one_mean("adam", 1) > 0.7 and verdicts("adam", hidden) == ["growing"] * 10
     assert verdicts("adam", readout)[0] == "growing"
-    # muP in both forms and spectral Muon: flat hidden layer after one step, growing readout.
+    # The course's muP in both forms and spectral Muon: flat hidden layer after one step, growing readout.
     for name in ("mup", "scaled_mlp", "muon_spectral"):
         assert abs(step_one_mean(name, 1)) <= 0.1 and verdicts(name, hidden)[0] == "flat"
         assert verdicts(name, readout)[0] == "growing"
-    assert verdicts("scaled_mlp", first) == verdicts("scaled_mlp", hidden) == ["flat"] * 10
+    assert min(answers["mup_readout_step_one"]) > 0.5 and verdicts("mup", readout) == ["growing"] * 10
+    # The multiplier form (readout multiplier output_lr / lr) is the optimizer form on the bias-free MLP.
+    assert answers["forms_gap"] < 1e-4
+    assert "=> the two forms of the course's muP over 10 steps: equal to float tolerance" in stdout
+    assert answers["scaled_mlp"]["verdicts"] == answers["mup_bias_free"]["verdicts"]
+    assert verdicts("scaled_mlp", first) == ["flat"] * 10
+    # TP5's muP: every layer flat from step 1, the readout included, and every layer flat over ten steps.
+    for k, layer in enumerate((first, hidden, readout)):
+        assert abs(step_one_mean("tp5", k)) <= 0.1 and verdicts("tp5", layer)[0] == "flat"
+    printed = f"=> TP5's muP: every layer flat at every step: {answers['tp5_passes']}; seed-mean slopes from"
+    assert printed in stdout and "sign of every seed's slope:" in stdout
     assert verdicts("muon_moonlight", hidden)[0] == "growing"
     # Plain Shampoo: first layer shrinks and readout grows at every step; the bonus scale fixes the first layer.
     assert verdicts("shampoo", first) == ["shrinking"] * 10 and verdicts("shampoo", readout) == ["growing"] * 10
     assert step_one_mean("shampoo", 0) == pytest.approx(-0.5, abs=0.1)
     assert step_one_mean("shampoo", 2) == pytest.approx(0.5, abs=0.1)
     assert verdicts("shampoo_bonus", first) == verdicts("shampoo_bonus", hidden) == ["flat"] * 10
-    # The broken rule fails; muP with a muP readout passes; the step-1 predictions hold.
+    # The broken rule fails.
     assert answers["sqrt_rule_fails"] is True and verdicts("sqrt_rule", hidden) == ["growing"] * 10
-    # Later steps: the broken hidden rule tilts the first layer. (muP's hidden layer shrank for a few
-    # steps on the CPU's widths, 64-1024, and stayed flat on an H100's, 64-4096: the prose leaves it to
-    # the printed verdicts, so the test does too.)
+    # Later steps: the broken hidden rule tilts the first layer. (How the course's muP's hidden layer
+    # behaves at later steps depends on the widths: the prose leaves it to the printed verdicts.)
     assert verdicts("sqrt_rule", first)[0] == "flat" and "growing" in verdicts("sqrt_rule", first)[1:]
     assert verdicts("mup", hidden)[0] == "flat" and "growing" not in verdicts("mup", hidden)
-    printed = f"=> with a muP readout, every layer is flat at every step: {answers['mup_readout_passes']}"
-    assert printed in stdout
+    # The prose quotes no run but this one.
+    assert "H100" not in run.markdown and "the CPU's widths" not in run.markdown
     if answers["device"] != "cpu":  # CUDA runs widths up to 4096: the verdicts below were measured on the CPU's
         return
-    assert answers["mup_readout_passes"] is True
-    assert all(answers["prediction_matches"].values()) and len(answers["prediction_matches"]) == 8
-    assert f"=> {len(answers['prediction_matches'])} of 8 step-1 predictions match" in stdout
+    assert answers["tp5_passes"] is True
+    assert all(answers["prediction_matches"].values()) and len(answers["prediction_matches"]) == 9
+    assert f"=> {len(answers['prediction_matches'])} of 9 step-1 predictions match" in stdout
     # One step against ten: the homework's check passes where the coordinate check does not.
-    assert answers["homework_check"] == ["mup", "scaled_mlp", "muon_spectral", "shampoo", "shampoo_bonus"]
-    assert answers["coordinate_check"] == []
-    assert len(answers["readout_growing"]) == 7
-    assert "every layer flat at every step (the coordinate check):   none" in stdout
+    assert answers["homework_check"] == ["mup", "tp5", "scaled_mlp", "muon_spectral", "shampoo", "shampoo_bonus"]
+    assert answers["coordinate_check"] == ["tp5"]
+    assert len(answers["readout_growing"]) == 7 and "tp5" not in answers["readout_growing"]
+    assert "every layer flat at every step (the coordinate check):   tp5" in stdout

@@ -2,6 +2,7 @@
 available device. Each would fail on one of the classic mistakes listed in
 shared/seeds/README.md."""
 
+import functools
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ from helpers.experiments import (
     train_one_step_matrices,
     train_with_lr,
 )
-from helpers.models import MLP, ScaledMLP
+from helpers.models import MLP, TP5_BASE_WIDTH, TP5MLP, ScaledMLP
 from helpers.norms import entrywise_rms, frobenius_norm, rms_to_rms_norm, spectral_norm
 from helpers.optimizers import ScaledSimpleShampoo, SimpleAdam, SimpleAdamMuP, SimpleShampoo
 
@@ -149,6 +150,54 @@ def test_mup_roles_can_be_given_explicitly():
 
 
 # 4. Per-layer multipliers reproduce muP exactly.
+@pytest.mark.parametrize("width", [16, 64, 256])
+def test_tp5_readout_rate_and_init_follow_table_3(width):
+    """TP5's muP for Adam (Tensor Programs V, Table 3): the readout's rate scales as 1/n and its
+    initial variance as 1/n^2 (n: its fan-in), equal to the course's at n = base_width; every other
+    layer keeps the course's rule and init."""
+    base = TP5_BASE_WIDTH
+    torch.manual_seed(0)
+    plain = MLP(input_size=30, hidden_sizes=(12, width), num_classes=7)
+    torch.manual_seed(0)
+    tp5 = TP5MLP(input_size=30, hidden_sizes=(12, width), num_classes=7)
+    course = SimpleAdamMuP(plain.parameters(), lr=2.0)
+    opt = SimpleAdamMuP(tp5.parameters(), lr=2.0, readout="tp5")
+    for p_course, p_tp5 in zip(plain.parameters(), tp5.parameters()):
+        rate = opt.layer_lr(opt.param_groups[0], p_tp5)
+        if p_tp5 is tp5.layers[-1].weight:
+            assert rate == pytest.approx(0.003 * base / width)
+            torch.testing.assert_close(p_tp5, p_course * math.sqrt(base / width))
+        else:
+            assert rate == course.layer_lr(course.param_groups[0], p_course)
+            assert torch.equal(p_tp5, p_course)
+    # the variance: the standard init's 1/(3 n), times base / n
+    big = TP5MLP(hidden_sizes=(8, 4096)).layers[-1].weight
+    assert big.var().item() == pytest.approx(base / (3 * 4096 ** 2), rel=0.05)
+
+
+def test_tp5_mup_is_the_course_mup_at_the_base_width(mnist_subset):
+    """At n = base_width TP5's readout is the course's (the same rate and init, bit for bit), so
+    a sweep there gives the course's losses exactly; at other widths the readout differs."""
+    for width, same in ((16, True), (32, False)):
+        kwargs = dict(widths=(width,), lrs=(0.3, 1.0), seeds=(4,), steps=10, data=mnist_subset, progress=False,
+                      device="cpu")
+        course = lr_sweep(optimizer=SimpleAdamMuP, **kwargs)
+        tp5 = lr_sweep(optimizer=functools.partial(SimpleAdamMuP, readout="tp5", base_width=16),
+                       mlp=functools.partial(TP5MLP, base_width=16), **kwargs)
+        assert np.array_equal(course.losses, tp5.losses) == same
+
+
+def test_tp5_options_are_checked():
+    model = MLP(hidden_sizes=(8, 8))
+    with pytest.raises(ValueError, match="readout"):
+        SimpleAdamMuP(model.parameters(), readout="mup")
+    for bad in (0, 64.0, True):
+        with pytest.raises(ValueError, match="base_width"):
+            SimpleAdamMuP(model.parameters(), readout="tp5", base_width=bad)
+        with pytest.raises(ValueError, match="base_width"):
+            TP5MLP(hidden_sizes=(8, 8), base_width=bad)
+
+
 def test_scaled_mlp_matches_mup_at_init(mnist_subset):
     torch.manual_seed(3)
     plain = MLP(hidden_sizes=(16, 32, 64), bias=False)
@@ -229,6 +278,28 @@ def test_sweep_records_divergence_and_continues(sweeps):
     assert adam.losses.shape == (1, len(WIDTHS), len(ADAM_LRS))
     assert adam.losses[0, -1, -1] > 5  # width 256 at lr 1.0 blows up, the sweep goes on
     assert np.isfinite(adam.losses[0, :, :5]).all()
+
+
+def test_sweep_figures_explain_the_crosses_and_keep_the_legend_off_the_data(sweeps):
+    """A cross marks a loss of DIVERGED_LOSS or more (or a run that diverged), drawn at that loss:
+    the legend says so, sits below the panels, and the learning-rate axis has a labelled tick at
+    every rate of the grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.plotting import DIVERGED_LOSS, plot_sweeps
+
+    adam, mup = sweeps
+    for fig in (adam.plot(), plot_sweeps([adam, mup])):
+        fig.canvas.draw()
+        legend = fig.axes[0].get_legend() or fig.legends[0]
+        labels = [text.get_text() for text in legend.get_texts()]
+        assert any(label.startswith("x:") and f"{DIVERGED_LOSS:g}" in label for label in labels), labels
+        assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in fig.axes)
+        assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [f"{lr:g}" for lr in adam.lrs]
+        plt.close(fig)
 
 
 def test_train_with_lr_is_deterministic(mnist_subset):
