@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from helpers.device import get_device, to_numpy
-from helpers.experiments import _sample_indices, resolve_data, validation_set
+from helpers.experiments import _sample_indices, resolve_data
 from helpers import coord_verdict
 from helpers.models import MLP
 
@@ -381,6 +381,16 @@ def _batched_width(make_model, make_optimizer, width, seeds, steps, train, measu
     return names, to_numpy(torch.stack(rms)).transpose(2, 0, 1), to_numpy(torch.stack(delta)).transpose(2, 0, 1)
 
 
+MEASUREMENT_SEED = 2025  # which 64 training images every run is measured on
+
+
+def _measurement_images(data, device):
+    """64 fixed training images (and labels), the same for every width, seed and step."""
+    (images, labels), _ = resolve_data(data)
+    index = _sample_indices(len(images), BATCH_SIZE, torch.Generator().manual_seed(MEASUREMENT_SEED))
+    return images[index].to(device), labels[index].to(device)
+
+
 def _build_model(make_model, width: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)  # build on the CPU under a fixed seed (then move): the same init on every device
     model = make_model(width)
@@ -426,8 +436,9 @@ def coord_check(
     ``functools.partial(SimpleAdam, lr=1e-3)``) for ``steps`` steps at every width
     and seed, on the course protocol (the model built on the CPU under
     ``torch.manual_seed(seed)``, batches of 64 training images drawn by a generator
-    seeded with ``seed``), and record every layer's output on the 64 fixed held-out
-    validation images at init and after every step. Returns a
+    seeded with ``seed``), and record every layer's output on 64 fixed training images
+    (as microsoft/mup's ``get_coord_data`` records on its data batch: the check is about the
+    size of the activations, not about generalisation) at init and after every step. Returns a
     :class:`CoordCheckResult`.
 
     The course MLP under the SimpleAdam family (SimpleAdam, SimpleAdamMuP and
@@ -452,7 +463,7 @@ def coord_check(
     data = resolve_data(data)
     device = get_device(device)
     label = label or _label(make_optimizer)
-    measure = validation_set(data, device)
+    measure = _measurement_images(data, device)
     probe = _build_model(make_model, widths[0], seeds[0])
     layers = hooked_layers(probe.to(device), measure[0])  # fails early on a model it cannot hook
     if batched and _supports_batched(probe, make_optimizer):

