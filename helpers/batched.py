@@ -57,8 +57,18 @@ def supports(optimizer) -> bool:
     """True when ``optimizer`` builds a SimpleAdam-family optimizer whose step is
     the plain ``adam_direction`` with ``layer_lr`` (SimpleAdam with any switches,
     SimpleAdamMuP, partials of them) or the stock ``MuonAdam`` (any scale);
-    anything else runs one model at a time."""
-    probe = optimizer(MLP(input_size=3, hidden_sizes=(2, 2), num_classes=2).parameters(), lr=0.1)
+    anything else runs one model at a time. ``optimizer`` may be any callable of the
+    parameters (``coord_check``'s ``make_optimizer``) or one that also takes ``lr=``."""
+    def tiny():
+        return MLP(input_size=3, hidden_sizes=(2, 2), num_classes=2).parameters()
+
+    try:
+        probe = optimizer(tiny())
+    except TypeError:  # a class whose lr has no default, given as in lr_sweep
+        try:
+            probe = optimizer(tiny(), lr=0.1)
+        except TypeError:
+            return False  # the one-at-a-time path will call it as documented, and say what is wrong
     return _is_muon_adam(probe) or (
         isinstance(probe, SimpleAdam) and type(probe).update_parameter is SimpleAdam.update_parameter)
 

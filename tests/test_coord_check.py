@@ -476,3 +476,23 @@ def test_12_coordinate_check_verdicts(executed_notebooks):
     assert answers["coordinate_check"] == ["tp5"]
     assert len(answers["readout_growing"]) == 7 and "tp5" not in answers["readout_growing"]
     assert "every layer flat at every step (the coordinate check):   tp5" in stdout
+
+
+def test_a_plain_function_of_the_parameters_gives_the_numbers_of_a_partial(mnist_subset):
+    """coord_check documents make_optimizer(model.parameters()): a plain function works as a
+    functools.partial does (the batched path probes it as it is called), and a function whose
+    optimizer has no batched form runs one model at a time instead of crashing."""
+    kwargs = dict(steps=2, seeds=(0,), data=mnist_subset, device="cpu", progress=False)
+    make_model = functools.partial(course_mlp, depth=2)
+
+    def plain(params):
+        return SimpleAdam(params, lr=1e-3)
+
+    by_partial = coord_check(make_model, functools.partial(SimpleAdam, lr=1e-3), (16, 32), **kwargs)
+    by_function = coord_check(make_model, plain, (16, 32), **kwargs)
+    assert np.array_equal(by_partial.delta, by_function.delta) and np.array_equal(by_partial.rms, by_function.rms)
+
+    def sgd(params):
+        return torch.optim.SGD(params, lr=0.1)
+
+    assert np.isfinite(coord_check(make_model, sgd, (16, 32), **kwargs).delta[:, :, 1:]).all()
