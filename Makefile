@@ -9,7 +9,7 @@ KERNEL := mup-course
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 export KERAS_BACKEND := torch
 
-.PHONY: setup run test unit student solutions grade gradescope bench lab clean
+.PHONY: setup run test lint unit student solutions grade gradescope bench lab clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,10 @@ gradescope: setup
 # make run and make test timed, every notebook's time, loop vs batched LR sweeps; build/bench.json.
 bench: setup
 	$(PY) benchmarks/bench_sweeps.py
+
+# ruff on the code, the tests and the notebooks (pyproject.toml holds its rules).
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # The unit tests alone: no notebook is executed.
 unit: setup

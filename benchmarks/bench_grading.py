@@ -22,6 +22,7 @@ for path in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(path))
 
 import grading_fixtures  # noqa: E402
+
 from grading.grader import Grader, Options  # noqa: E402
 
 

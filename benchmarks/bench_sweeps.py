@@ -63,9 +63,9 @@ def time_sweep(optimizer, lrs, widths, data, device, repeats: int):
     loop_losses, fast_losses = [], []  # [seed, lr] per width, from the first repeat
     for r in range(repeats):
         for w, width in enumerate(widths):
-            loop, loop_s[r, w] = timed(lambda: lr_sweep((width,), lrs, optimizer, data=data, device=device,
+            loop, loop_s[r, w] = timed(lambda width=width: lr_sweep((width,), lrs, optimizer, data=data, device=device,
                                                         progress=False, batched=False))
-            fast, fast_s[r, w] = timed(lambda: lr_sweep((width,), lrs, optimizer, data=data, device=device,
+            fast, fast_s[r, w] = timed(lambda width=width: lr_sweep((width,), lrs, optimizer, data=data, device=device,
                                                         progress=False, batched=True))
             if r == 0:
                 loop_losses.append(loop.losses[:, 0])

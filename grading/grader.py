@@ -46,14 +46,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from grading import judge, written  # noqa: E402
-from grading.judge import Finding  # noqa: E402
 from grading import parts as parts_package  # noqa: E402
+from grading.judge import Finding  # noqa: E402
 from grading.parts import PARTS, STATUSES, VERDICT_STATUSES  # noqa: E402
 from grading.submission import SourceProblem, Submission, discover, notebook_module, read_submission, substitute  # noqa: E402
 
 SKIPPED_DIRS = {".git", ".venv", "venv", "build", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache",
                 ".mypy_cache"}
 MAX_RESULT = 64 * 2**20
+
+
+def _mistakes(result) -> list[str]:
+    """The mistakes a part's findings name (its own, else its criteria's)."""
+    return [f.mistake for f in result.findings] or [f.mistake for c in result.criteria for f in c.findings]
 
 
 class GraderError(RuntimeError):
@@ -291,7 +296,8 @@ class Grader:
         self.tmp = Path(tempfile.mkdtemp(prefix="grading-")).resolve()
         self.staging = self.tmp / "instructor"
         self.parts = parts_package.discover(self.options.parts_dirs)
-        shutil.copytree(ROOT / "grading", self.staging / "grading", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(ROOT / "grading", self.staging / "grading",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for folder in self.options.parts_dirs:  # extra parts: the worker discovers them in its private copy
             for path in sorted(Path(folder).glob("*.py")):
                 shutil.copyfile(path, self.staging / "grading" / "parts" / path.name)
@@ -455,7 +461,7 @@ class Grader:
         result = self.grade_files("reference", files)
         failing = {name: r for name, r in result.parts.items() if r.status != "passed"}
         if failing:
-            details = "; ".join(f"{name}: {r.status} ({[f.mistake for f in r.findings] or [f.mistake for c in r.criteria for f in c.findings]})"
+            details = "; ".join(f"{name}: {r.status} ({_mistakes(r)})"
                                 for name, r in failing.items())
             raise GraderError(f"the instructor's reference does not pass its own hidden tests: {details}")
 

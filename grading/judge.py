@@ -117,7 +117,8 @@ class Tally:
         """``candidates``: ``(test(got, context) -> bool, Finding)``; the ones that explain the most
         failures are reported, the unexplained rest with ``fallback``."""
         if self.total and self.stubs == self.total:
-            return Criterion(name, weight, "not attempted", [Finding("the stub is still there", "replace it with your code")])
+            stub = Finding("the stub is still there", "replace it with your code")
+            return Criterion(name, weight, "not attempted", [stub])
         if not self.failures and not self.errors and not self.stubs:
             return Criterion(name, weight, "passed")
         findings = self.error_findings()

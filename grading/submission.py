@@ -336,12 +336,15 @@ def notebook_module(data: bytes, function: str, filename: str):
             tree = ast.parse(source)
         except SyntaxError as error:
             if re.search(rf"def\s+{re.escape(function)}\s*\(", source):
-                broken = f"the cell defining `{function}` in {filename} does not parse: {error.msg} at line {error.lineno}"
+                broken = (f"the cell defining `{function}` in {filename} does not parse: {error.msg} "
+                          f"at line {error.lineno}")
             continue
         if any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body):
             found, broken = (index, source, tree), None
     if found is None:
-        raise SourceProblem("error", broken) if broken else SourceProblem("missing", f"{filename} defines no `{function}`")
+        if broken:
+            raise SourceProblem("error", broken)
+        raise SourceProblem("missing", f"{filename} defines no `{function}`")
     index, source, tree = found
     lines = source.split("\n")
     out, segments = NOTEBOOK_PREAMBLE.split("\n"), []

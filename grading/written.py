@@ -108,7 +108,7 @@ def _find(question: Question, blocks, mine: list[dict]) -> str:
             return "_(no answer: the answer cell was deleted)_"
         guess = j1 + (question.cell - i1)
 
-        def score(j):
+        def score(j, guess=guess):
             source = mine[j]["source"].strip()
             return (bool(question.before.strip()) and source.startswith(question.before.strip()),
                     bool(question.after.strip()) and source.endswith(question.after.strip()), -abs(j - guess))
@@ -127,7 +127,8 @@ def write(path: Path, all_questions: list[Question], collected: dict[str, dict[Q
              f"{len(collected)} submissions. Each question of the student release as the students saw it, then "
              "every student's answer (what replaced `YOUR ANSWER HERE`), for grading by hand.", ""]
     for question in all_questions:
-        lines += [f"## {question.notebook}, question {question.number} of {question.count}", "", quote(question.text), ""]
+        heading = f"## {question.notebook}, question {question.number} of {question.count}"
+        lines += [heading, "", quote(question.text), ""]
         for student in sorted(collected):
             answer = collected[student].get(question, "_(not read)_")
             lines += [f"**{student}**", "", answer if answer.startswith("_(") else quote(answer), ""]

@@ -39,9 +39,9 @@ import torch
 from torch import nn
 from torch.optim.adam import adam
 
+from helpers import orthogonal_updates
 from helpers.device import to_numpy
 from helpers.models import MLP
-from helpers import orthogonal_updates
 from helpers.optimizers import ADAM_EPS, MuonAdam, SimpleAdam
 
 # With the step count this large, beta**t underflows to 0, so Adam's bias correction
@@ -254,8 +254,9 @@ def stack_runs(inits: list[list[torch.Tensor]], optimizers: list, used: torch.Te
     params = [torch.stack([init[j] for init in columns]).to(device).requires_grad_() for j in range(len(columns[0]))]
     adam_part = [j for j in range(len(params)) if j not in muon]
     muon_part = sorted(muon)
-    adam_group = {"b1": groups[0]["b1"], "b2": groups[0]["b2"],
-                  "bias_correction": groups[0].get("bias_correction", True), "zero_init": groups[0].get("zero_init", True)}
+    first = groups[0]
+    adam_group = {"b1": first["b1"], "b2": first["b2"], "bias_correction": first.get("bias_correction", True),
+                  "zero_init": first.get("zero_init", True)}
     adam = StackedAdam([params[j] for j in adam_part], [[run[j] for j in adam_part] for run in rates], adam_group)
     stacked_muon = StackedMuon([params[j] for j in muon_part], [[run[j] for j in muon_part] for run in rates],
                                groups[0]) if muon_part else None

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers import coord_verdict
 from helpers.device import get_device, to_numpy
 from helpers.experiments import _sample_indices, resolve_data
-from helpers import coord_verdict
 from helpers.models import MLP
 
 BATCH_SIZE = 64

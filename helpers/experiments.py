@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers import norms
 from helpers.data import default_source, load_mnist
 from helpers.device import get_device, to_numpy
 from helpers.models import MLP
-from helpers import norms
 from helpers.optimizers import SimpleAdam, check_positive
 
 VALIDATION_SEED = 2025  # which held-out images make the validation sample
@@ -439,10 +439,11 @@ class BestLossComparison:
         return [int(w) for w, winner in zip(self.widths, self.winners) if winner == name]
 
     def table(self) -> str:
-        rows = [f"{'width':>6} " + " ".join(f"{n + ' best (seed range)':>30}" for n in self.names) + "   lower on every seed"]
+        header = " ".join(f"{n + ' best (seed range)':>30}" for n in self.names)
+        rows = [f"{'width':>6} {header}   lower on every seed"]
         for w, width in enumerate(self.widths):
-            cells = [f"{self.losses[w, :, k].mean():.3f} ({self.losses[w, :, k].min():.3f}-{self.losses[w, :, k].max():.3f})"
-                     for k in range(len(self.names))]
+            seeds = [self.losses[w, :, k] for k in range(len(self.names))]
+            cells = [f"{s.mean():.3f} ({s.min():.3f}-{s.max():.3f})" for s in seeds]
             rows.append(f"{width:>6} " + " ".join(f"{c:>30}" for c in cells)
                         + f"   {self.winners[w] or 'no clear winner'}")
         return "\n".join(rows)

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from helpers.device import to_numpy
 from helpers import least_squares, orthogonal_updates
+from helpers.device import to_numpy
 from helpers.optimizers import adam_direction, check_positive
 
 FLOAT32_ULPS = 10  # a float32 run "at float precision": within this many roundings of W_ls per entry

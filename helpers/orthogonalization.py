@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers.device import to_numpy
 from helpers import orthogonal_updates
+from helpers.device import to_numpy
 from helpers.optimizers import ScaledSimpleShampoo, SimpleShampoo
 
 # ---------------------------------------------------------------- the update on the gradient's rank (06)
@@ -239,9 +239,10 @@ def time_orthogonalization(sizes, device, repeats: int = 5, steps: int = 5, seed
     for n in sizes:
         G = torch.randn(n, n, generator=torch.Generator().manual_seed(seed)).to(device)
         svd_device = G.cpu() if device.type == "mps" else G  # no linalg.svd on MPS
-        result["newton_schulz"].append(_timed(lambda: orthogonal_updates.newton_schulz(G, steps=steps), device, repeats))
+        result["newton_schulz"].append(
+            _timed(lambda G=G: orthogonal_updates.newton_schulz(G, steps=steps), device, repeats))
 
-        def svd_polar():
+        def svd_polar(svd_device=svd_device):
             U, _, Vh = torch.linalg.svd(svd_device, full_matrices=False)
             return U @ Vh
 

@@ -133,7 +133,7 @@ def _check_cell(cell, regions, where):
         raise ReleaseError(f"{where}: solution markers in a raw cell; use a code or markdown cell")
     if regions and cell.cell_type == "markdown":
         lines, fence = cell.source.splitlines(), False
-        for index, line in enumerate(lines):
+        for line in lines:
             if line.lstrip().startswith("```"):
                 fence = not fence
             if line.strip() in (BEGIN, END) and fence:

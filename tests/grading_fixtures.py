@@ -36,7 +36,8 @@ def solutions(dest: Path) -> Path:
     shutil.rmtree(student)
     for path in sorted((dest / "notebooks").glob("*.ipynb")):  # cells a student never has
         notebook = json.loads(path.read_text())
-        notebook["cells"] = [c for c in notebook["cells"] if "solutions-only" not in c.get("metadata", {}).get("tags", [])]
+        notebook["cells"] = [c for c in notebook["cells"]
+                             if "solutions-only" not in c.get("metadata", {}).get("tags", [])]
         path.write_text(json.dumps(notebook, indent=1))
     return dest
 
@@ -216,7 +217,8 @@ HOSTILE = {
     "reads_from_cpp": [edit_function(MUP_LR, "layer_lr", f'''
         def layer_lr(role, shape, lr, *, input_mult, bias_mult, output_lr):
             import torch
-            source = torch.from_file({str(ROOT / "helpers" / "mup_lr.py")!r}, shared=False, size=4000, dtype=torch.uint8)
+            source = torch.from_file({str(ROOT / "helpers" / "mup_lr.py")!r}, shared=False, size=4000,
+                                     dtype=torch.uint8)
             text = bytes(source.tolist()).decode(errors="replace")
             raise RuntimeError(text[text.index("def layer_lr"):][:200])
     ''')],

@@ -129,7 +129,8 @@ def test_09_ablation_verdicts_follow_the_recorded_losses(executed_notebooks):
             _check_comparison(comparison, differences[(switch, other_on)], line)
             lines[label] = comparison
         interaction = differences[("zero init", False)] - differences[("zero init", True)]
-        assert interaction == pytest.approx(differences[("bias correction", False)] - differences[("bias correction", True)])
+        bias_correction = differences[("bias correction", False)] - differences[("bias correction", True)]
+        assert interaction == pytest.approx(bias_correction)
         line = f"  {'interaction of zero init and bias correction':<46} " + switches.interaction.describe(
             "each drop costs more when the other switch is off", "each drop costs less when the other switch is off")
         assert line in section
@@ -264,5 +265,5 @@ def test_11_winners_are_clear_on_every_seed(executed_notebooks):
     conclusion = answers["conclusion"]
     assert conclusion["ill-conditioned, full batch"]["muon_wins"] == 2
     assert conclusion["well-conditioned, full batch"]["winners"] == [None, None]
-    for case, summary in conclusion.items():
+    for summary in conclusion.values():
         assert summary["muon_wins"] == sum(w == "Muon" for w in summary["winners"])

@@ -5,7 +5,6 @@ The last tests read the committed notebooks and helpers as the student release s
 parts b-d before the student writes it."""
 
 import ast
-import json
 import math
 import re
 import sys
@@ -204,7 +203,7 @@ RELEASE_WORDING = ["BEGIN`/`END", "END SOLUTION markers", "between the markers"]
 @pytest.mark.parametrize("name", HOMEWORK)
 def test_student_release_of_the_notebook_gives_no_answer_away(name):
     found = []
-    for index, kind, text in student_cells(name):
+    for index, _kind, text in student_cells(name):
         normal = _normal(text)
         for phrase in ANSWERS_OF_PARTS_B_TO_D + SOURCE_CITATIONS + RELEASE_WORDING:
             if _normal(phrase) in normal:

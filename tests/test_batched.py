@@ -101,8 +101,8 @@ def test_stacked_adam_is_simple_adam_for_every_run_and_layer(name, device):
     adam = batched.StackedAdam(stacked, rates, {key: group[key] for key in ("b1", "b2", "bias_correction",
                                                                             "zero_init")})
     for _ in range(50):
-        grads = [torch.randn(shape, generator=generator).to(device) * 10 ** torch.randint(-4, 1, (), generator=generator)
-                 for shape in shapes]
+        scales = [10 ** torch.randint(-4, 1, (), generator=generator) for _ in shapes]
+        grads = [torch.randn(shape, generator=generator).to(device) * scale for shape, scale in zip(shapes, scales)]
         adam.step(grads)
         for run in range(3):
             for j, g in enumerate(grads):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from answer_patterns import find_answers
+
 from helpers import checks, mup_lr, mup_multipliers, norms, orthogonal_updates
 from helpers.checks import CheckFailed
 from helpers.experiments import train_one_step

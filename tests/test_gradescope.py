@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import grading_fixtures as fixtures  # noqa: E402
-from grading import gradescope, grader, parts  # noqa: E402
+
+from grading import grader, gradescope, parts  # noqa: E402
 from helpers import handin  # noqa: E402
 
 LIMIT = 6  # seconds per part, as in test_grading.py

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import grading_fixtures as fixtures  # noqa: E402
+
 from grading import grader, parts, submission, written  # noqa: E402
 
 LIMIT = 6  # seconds per part here (a correct part takes well under one)
@@ -147,7 +148,8 @@ def test_every_code_region_of_the_source_is_a_graded_part():
                 continue
             tree = ast.parse(submission.as_python(cell["source"]))
             names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] or sorted(
-                {t.id for n in tree.body for t in ast.walk(n) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)})
+                {t.id for n in tree.body for t in ast.walk(n)
+                 if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)})
             found.add((f"notebooks/{path.name}", names[0]))
     assert found == graded_functions | set(parts.NOT_GRADED)
     assert sum(part.points for part in parts.PARTS) == 20
@@ -162,7 +164,8 @@ def test_the_student_release_does_not_ship_the_grader(tmp_path):
 def test_a_part_is_the_submission_function_inside_the_instructor_module():
     instructor = (ROOT / "helpers" / "norms.py").read_text()
     student = instructor.replace("return math.sqrt(fan_in / fan_out) * spectral_norm(W)", "return 7.0")
-    student = student.replace('"""Matrix norms', 'import os\n\n\ndef helper():\n    return 1\n\n\nx = 1 / 0\n"""Matrix norms')
+    added = 'import os\n\n\ndef helper():\n    return 1\n\n\nx = 1 / 0\n'
+    student = student.replace('"""Matrix norms', added + '"""Matrix norms')
     student = student.replace("def rms(", "def rms_changed_by_student(")
     text, segments = submission.substitute(instructor, student.encode(), ("rms_to_rms_norm",), "helpers/norms.py")
     assert "return 7.0" in text and "def rms(" in text  # the instructor's other functions stay
@@ -323,7 +326,8 @@ def test_without_landlock_reads_are_refused_and_the_tree_check_undoes_a_write(sh
     students = json.loads((tmp_path / "out" / "grades.json").read_text())["students"]
     result = students["writes-from-cpp"]
     assert result["parts"]["b_norms"]["status"] == "tampered" and result["parts"]["c_mup_lr"]["status"] == "passed"
-    assert "helpers/planted.bin (changed, restored)" in (tmp_path / "out" / "feedback" / "writes-from-cpp.md").read_text()
+    feedback = (tmp_path / "out" / "feedback" / "writes-from-cpp.md").read_text()
+    assert "helpers/planted.bin (changed, restored)" in feedback
     for student, refused in (("reads-solutions", "<course files>/helpers/mup_lr.py"),
                              ("reads-through-proc", "<course files>/helpers/mup_lr.py")):
         assert students[student]["parts"]["c_mup_lr"]["status"] == "tampered", student  # the audit hook refused it
@@ -385,7 +389,8 @@ def test_each_part_file_declares_what_the_grader_needs(part):
     module = sys.modules[part.collect.__module__]
     assert callable(part.collect) and callable(part.judge) and part.points > 0
     assert module.__file__.startswith(str(ROOT / "grading" / "parts"))
-    assert sum(weight for _, weight in part.criteria) > 0 and len({name for name, _ in part.criteria}) == len(part.criteria)
+    assert sum(weight for _, weight in part.criteria) > 0
+    assert len({name for name, _ in part.criteria}) == len(part.criteria)
     source = (ROOT / part.file).read_text()
     for function in part.functions + part.needs:
         assert f"def {function.split('.')[-1]}(" in source, (part.name, function)
@@ -419,7 +424,8 @@ def judge(part, measured, ref):
     return [tally.criterion(*part.criteria[0], fallback=Finding("the toy norm is wrong", "count every entry"))]
 
 
-MISTAKES = {"toy_double": Mistake(code={"frobenius_norm": "def frobenius_norm(W):\\n    return 2.0 * (W ** 2).sum().sqrt().item()\\n"},
+DOUBLED = "def frobenius_norm(W):\\n    return 2.0 * (W ** 2).sum().sqrt().item()\\n"
+MISTAKES = {"toy_double": Mistake(code={"frobenius_norm": DOUBLED},
                                   points=0.0, status="failed", feedback=("the toy norm is wrong",))}
 '''
 
@@ -434,11 +440,13 @@ def test_a_part_added_as_one_file_in_another_folder_is_discovered_and_graded(sol
     toy = found[-1]
     folder = tmp_path / "submissions"
     fixtures.make(solutions, folder / "correct", "correct")
-    fixtures.make(solutions, folder / "toy-double", "toy-double", fixtures.mistake_edits(toy, toy.mistakes["toy_double"]))
+    edits = fixtures.mistake_edits(toy, toy.mistakes["toy_double"])
+    fixtures.make(solutions, folder / "toy-double", "toy-double", edits)
     summary = grader.grade(folder, tmp_path / "out", grader.Options(parts_dirs=(extra,), progress=False))
     assert summary["failed_to_run"] == 0
     table = rows((tmp_path / "out" / "grades.csv").read_text())
     assert list(table["correct"])[-3:] == ["toy_frobenius", "total", "status"]
     assert (table["correct"]["toy_frobenius"], table["correct"]["total"]) == ("1.00", "21.00")
-    assert (table["toy-double"]["toy_frobenius"], table["toy-double"]["b_norms"]) == ("0.00", "2.25")  # b: its Frobenius
+    # b_norms loses its Frobenius share
+    assert (table["toy-double"]["toy_frobenius"], table["toy-double"]["b_norms"]) == ("0.00", "2.25")
     assert "the toy norm is wrong" in (tmp_path / "out" / "feedback" / "toy-double.md").read_text()

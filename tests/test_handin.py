@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import release  # noqa: E402
 import grading_fixtures as fixtures  # noqa: E402
+
+import release  # noqa: E402
 from grading import grader, parts, submission  # noqa: E402
 from helpers import handin  # noqa: E402
 

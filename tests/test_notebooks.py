@@ -3,16 +3,12 @@ regions), and what the one execution per test run shows about the harness (check
 cells, embedded figures, the resolved data source, one kernel per notebook). The
 answers themselves are checked in test_answers_*.py."""
 
-import json
-import math
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +42,8 @@ def test_every_homework_notebook_is_there():
 def test_parameters_cell_comes_first_and_reads_the_environment(path):
     notebook = read(path)
     # The Colab setup cell (scripts/sync_colab_cell.py) comes right after the title and does nothing outside Colab.
-    code_cells = [c for c in notebook.cells if c.cell_type == "code" and "colab-setup" not in c.metadata.get("tags", [])]
+    code_cells = [c for c in notebook.cells
+                  if c.cell_type == "code" and "colab-setup" not in c.metadata.get("tags", [])]
     first = code_cells[0]
     assert "parameters" in first.metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
     for name in PARAMETERS:

@@ -2,7 +2,6 @@
 Colab) and the solutions release, built from one source."""
 
 import json
-from html import escape as html_escape
 import os
 import re
 import shutil
@@ -10,11 +9,11 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from html import escape as html_escape
 from pathlib import Path
 
 import nbformat
 import pytest
-
 from answer_patterns import find_answers
 
 ROOT = Path(__file__).resolve().parents[1]

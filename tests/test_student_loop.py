@@ -17,9 +17,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_fixtures import replace_function
 from jupyter_client.manager import KernelManager
 
-from grading_fixtures import replace_function
 from grading.submission import function_source
 
 ROOT = Path(__file__).resolve().parents[1]

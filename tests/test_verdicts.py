@@ -96,7 +96,8 @@ def test_a_detected_effect_reports_its_size_error_and_direction():
     assert c.threshold == pytest.approx(3.1824 * se, rel=1e-4)
     assert c.detectable == pytest.approx((3.1824 + 0.9785) * se, rel=1e-4)
     assert c.detected and c.direction == 1
-    assert c.describe("raises the loss", "lowers the loss") == f"+0.105 +- {se:.3f}: detected (4 seeds), raises the loss"
+    described = c.describe("raises the loss", "lowers the loss")
+    assert described == f"+0.105 +- {se:.3f}: detected (4 seeds), raises the loss"
     assert paired_comparison([-v for v in per_seed]).direction == -1
     assert paired_comparison([-v for v in per_seed]).describe(decrease="lower").endswith("lower")
 

@@ -17,7 +17,7 @@ Q1_D2 = (1, 5, 300)
 # ---------------------------------------------------------------- in the child: measurements
 def collect(part) -> dict:
     fn = getattr(module_of(part), part.functions[0])
-    return dict(values=[[attempt(lambda: number(fn(d1, d2))) for d2 in Q1_D2] for d1 in Q1_D1])
+    return dict(values=[[attempt(lambda d1=d1, d2=d2: number(fn(d1, d2))) for d2 in Q1_D2] for d1 in Q1_D1])
 
 
 # ---------------------------------------------------------------- in the grader: verdicts

@@ -46,7 +46,7 @@ def norm_matrix(case: dict) -> torch.Tensor:
 def collect(part) -> dict:
     norms = module_of(part)
     names = part.functions
-    return dict(cases=[{name: attempt(lambda name=name: number(getattr(norms, name)(norm_matrix(case))))
+    return dict(cases=[{name: attempt(lambda name=name, case=case: number(getattr(norms, name)(norm_matrix(case))))
                         for name in names} for case in NORM_CASES])
 
 

@@ -53,7 +53,7 @@ def collect(part) -> dict:
     for net in MUP_NETS:
         model, optimizer = mup_setup(net, MLP, SimpleAdamMuP)
         names = parameter_names(model)
-        nets.append([[names[id(p)], attempt(lambda g=group, p=p: number(optimizer.layer_lr(g, p)))]
+        nets.append([[names[id(p)], attempt(lambda g=group, p=p, o=optimizer: number(o.layer_lr(g, p)))]
                      for group in optimizer.param_groups for p in group["params"]])
     return dict(nets=nets)
 
@@ -64,7 +64,7 @@ def judge(part, measured: dict, ref) -> list[Criterion]:
     tallies = {role: Tally(noun) for role, noun in nouns.items()}
     passed_where = {role: set() for role in nouns}
     for rows, got_rows in zip(expected_rates(ref), measured["nets"]):
-        for row, (name, entry) in zip(rows, got_rows):
+        for row, (_name, entry) in zip(rows, got_rows):
             tally = tallies[row["role"]]
             value = tally.take(entry)
             if value is None:

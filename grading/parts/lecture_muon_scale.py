@@ -45,7 +45,8 @@ def judge(part, measured: dict, ref) -> list[Criterion]:
             (lambda v, c: close(v, math.sqrt(c["fan_out"] / c["fan_in"])), Finding(
                 "the factor goes below one for matrices with fewer outputs than inputs", LECTURE)),
             (lambda v, c: close(v, math.sqrt(max(1, c["fan_in"] / c["fan_out"]))), Finding(
-                "the factor is inverted: fan_in and fan_out are swapped", "a torch weight is stored (fan_out, fan_in)")),
+                "the factor is inverted: fan_in and fan_out are swapped",
+                "a torch weight is stored (fan_out, fan_in)")),
         ],
         "moonlight": [
             (lambda v, c: close(v, 0.2 * math.sqrt(min(c["fan_out"], c["fan_in"]))), Finding(
