@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from kernel_session import KernelSession
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -254,8 +255,6 @@ class Runtime:
     /content, with the stub google.colab and the shared Drive."""
 
     def __init__(self, tmp_path: Path, name: str, stub: Path, drive: Path, release_url: str | None):
-        from jupyter_client.manager import KernelManager
-
         self.content = tmp_path / name / "content"
         self.content.mkdir(parents=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSE_", "PYTHONPATH"))}
@@ -263,26 +262,15 @@ class Runtime:
                    COURSE_DATA_SOURCE="subset", COURSE_DEVICE="cpu", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         if release_url is not None:
             env["COURSE_RELEASE_URL"] = release_url
-        self.manager = KernelManager(kernel_name="mup-course")
-        self.manager.start_kernel(env=env, cwd=str(self.content))
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=120)
+        self.kernel = KernelSession(self.content, env, kernel_name="mup-course")
 
     def run(self, code: str) -> str:
         """Execute ``code``; its printed text, or a failed assertion with the kernel's error."""
-        printed, errors = [], []
-
-        def output(message):
-            content = message["content"]
-            if message["msg_type"] == "stream":
-                printed.append(content["text"])
-            elif message["msg_type"] == "error":
-                errors.append(f"{content['ename']}: {content['evalue']}")
-
-        self.client.execute_interactive(code, output_hook=output, timeout=180)
-        assert not errors, f"{errors[0]}\n--- in:\n{code[:2000]}\n--- printed:\n{''.join(printed)}"
-        return "".join(printed)
+        result = self.kernel.run(code)
+        error = result["error"]
+        assert error is None, f"{error and error['ename']}: {error and error['evalue']}\n--- in:\n{code[:2000]}" \
+                              f"\n--- printed:\n{result['stdout']}"
+        return result["stdout"] + result["stderr"]
 
     def open(self, notebook: Path, through: str = "") -> str:
         """Run the notebook's code cells from the top to its setup cell, and on to the first cell
@@ -298,8 +286,7 @@ class Runtime:
         return "".join(printed)
 
     def stop(self):
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
+        self.kernel.close()
 
 
 def drive_files(drive: Path) -> dict:

@@ -18,12 +18,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from grading_fixtures import replace_function
-from jupyter_client.manager import KernelManager
+from kernel_session import KernelSession
 
 from grading.submission import function_source
 
 ROOT = Path(__file__).resolve().parents[1]
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def instructor(file: str, name: str) -> str:
     return function_source((ROOT / file).read_text(), name)
@@ -77,53 +76,14 @@ def colab_kernel_packages() -> Path:
     return target
 
 
-class Kernel:
+def Kernel(cwd: Path, packages: Path | None = None) -> KernelSession:
     """A kernel of this environment (``packages`` first on its path), run from the release's notebooks/."""
-
-    def __init__(self, cwd: Path, packages: Path | None = None):
-        env = dict(os.environ, COURSE_DATA_SOURCE="subset", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                   KERAS_BACKEND="torch", PYDEVD_DISABLE_FILE_VALIDATION="1")
-        env.pop("COURSE_ANSWERS_DIR", None)
-        if packages is not None:
-            env["PYTHONPATH"] = os.pathsep.join([str(packages), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        self.manager = KernelManager(kernel_name="python3")
-        self.manager.start_kernel(cwd=str(cwd), env=env)
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
-
-    def run(self, code: str) -> dict:
-        """Execute ``code``; return its stdout, stderr and error (ename, evalue, traceback lines)."""
-        out = {"stdout": "", "stderr": "", "error": None, "first": None}
-
-        def hook(message):
-            kind, content = message["header"]["msg_type"], message["content"]
-            if kind == "stream":
-                out[content["name"]] += content["text"]
-                out["first"] = out["first"] or ("stream", content["text"])
-            elif kind == "error":
-                lines = ANSI.sub("", "\n".join(content["traceback"])).splitlines()
-                out["error"] = dict(ename=content["ename"], evalue=content["evalue"], lines=lines)
-                out["first"] = out["first"] or ("error", lines[0] if lines else "")
-
-        seen = []
-
-        def record(message):
-            seen.append((message["header"]["msg_type"], str(message["content"])[:200]))
-            hook(message)
-
-        # stop_on_error=False: a student runs one cell at a time; without it ipykernel 6 drops a request
-        # sent within moments of an error (status "aborted"), which no person clicking is fast enough to hit
-        reply = self.client.execute_interactive(code, output_hook=record, timeout=180, stop_on_error=False)
-        out["seen"] = seen
-        out["reply"] = reply["content"].get("status")
-        assert out["reply"] in ("ok", "error"), (code, out["reply"], seen)
-        assert (out["reply"] == "error") == (out["error"] is not None), (code, out)
-        return out
-
-    def close(self):
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
+    env = dict(os.environ, COURSE_DATA_SOURCE="subset", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               KERAS_BACKEND="torch", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.pop("COURSE_ANSWERS_DIR", None)
+    if packages is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(packages), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return KernelSession(cwd, env)
 
 
 @pytest.fixture(scope="module", params=["this IPython", "Colab's IPython"])
@@ -187,7 +147,7 @@ def write_function(release: Path, file: str, name: str, source: str) -> None:
 
 def assert_fails_with_its_message_first(result: dict, check: str, phrase: str):
     error = result["error"]
-    assert error is not None and error["ename"] == "CheckFailed", (result.get("reply"), result.get("seen"))
+    assert error is not None and error["ename"] == "CheckFailed", result
     assert result["first"] == ("error", f"{check} failed"), result["first"]
     assert not any(line.startswith("Traceback") or "File " in line for line in error["lines"]), error["lines"]
     assert phrase in "\n".join(error["lines"])
