@@ -16,6 +16,10 @@ setup: $(STAMP)
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# helpers/, coursetools/ and grading/, importable from anywhere without sys.path edits (a path entry, not
+	@# an import hook: a submission the grader runs never falls back to the instructor's helpers).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+		--config-settings editable_mode=compat
 	$(PY) -c "import torch, papermill, keras; print('torch', torch.__version__)"
 	$(PY) -m ipykernel install --prefix $(VENV) --name $(KERNEL) --display-name "Python (muP course)" > /dev/null
 	@rm -f $(VENV)/.installed-*; touch $@
@@ -24,9 +28,12 @@ $(STAMP): requirements.txt
 run: setup
 	$(PY) scripts/run_notebooks.py --out build/executed
 
-# Unit tests, and every notebook executed once with its answers, checked cells and figures checked.
+# Unit tests, and every notebook executed once by nbval (its `# NBVAL_CHECK_OUTPUT` cells compared with the
+# committed output, a time limit per cell), that one execution read by the answer tests; pytest-xdist
+# spreads the notebooks and the tests over the cores, the notebooks first and the longest first.
+NBVAL := --nbval-lax --nbval-cell-timeout=300 --nbval-sanitize-with tests/nbval_sanitize.cfg
 test: setup
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest $(NBVAL) -n auto --dist loadscope --no-loadscope-reorder notebooks tests
 
 # One source, two releases: build/student/ (solution regions stubbed, outputs cleared) and
 # build/solutions/ (every notebook executed, HTML export, figures).
@@ -55,7 +62,7 @@ lint: setup
 
 # The unit tests alone: no notebook is executed.
 unit: setup
-	$(PY) -m pytest tests -q -m "not notebooks" -p no:cacheprovider
+	$(PY) -m pytest tests -q -m "not notebooks" -n auto
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from helpers.data import default_source, load_mnist  # noqa: E402
 from helpers.device import get_device  # noqa: E402

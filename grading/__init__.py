@@ -1,6 +1,6 @@
 """Grading a class: hidden tests per homework part, run in isolated processes (instructor tree only).
 
-Never part of the student release: ``scripts/release.py`` copies ``notebooks/``, ``helpers/``
+Never part of the student release: ``coursetools/release.py`` copies ``notebooks/``, ``helpers/``
 and ``data/`` only. Entry point: ``scripts/grade.py`` (``make grade SUBMISSIONS=<folder>``).
 
 Modules: ``parts/`` (one file per graded part: its points, hidden inputs, collector, judge and

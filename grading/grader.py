@@ -41,15 +41,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from coursetools import release as release_builder
+from grading import judge, written
+from grading import parts as parts_package
+from grading.judge import Finding
+from grading.parts import PARTS, STATUSES, VERDICT_STATUSES
+from grading.submission import SourceProblem, Submission, discover, notebook_module, read_submission, substitute
 
-from grading import judge, written  # noqa: E402
-from grading import parts as parts_package  # noqa: E402
-from grading.judge import Finding  # noqa: E402
-from grading.parts import PARTS, STATUSES, VERDICT_STATUSES  # noqa: E402
-from grading.submission import SourceProblem, Submission, discover, notebook_module, read_submission, substitute  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SKIPPED_DIRS = {".git", ".venv", "venv", "build", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache",
                 ".mypy_cache"}
@@ -272,18 +271,6 @@ def _part_failure(part, status: str, mistake: str, hint: str) -> PartResult:
 
 
 # ---------------------------------------------------------------- the grader
-def release_module():
-    """``scripts/release.py`` (build_student, restore), imported by path."""
-    import importlib.util
-
-    if "release" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("release", ROOT / "scripts" / "release.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["release"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["release"]
-
-
 class Grader:
     def __init__(self, options: Options | None = None, protect: list[Path] = ()):
         from grading import sandbox
@@ -292,7 +279,6 @@ class Grader:
         self.landlock_abi = sandbox.landlock_abi()  # the kernel's, the same for the worker's children
         if self.options.landlock and not self.landlock_abi and not self.options.container:
             raise GraderError(NO_LANDLOCK)
-        release = release_module()
         self.tmp = Path(tempfile.mkdtemp(prefix="grading-")).resolve()
         self.staging = self.tmp / "instructor"
         self.parts = parts_package.discover(self.options.parts_dirs)
@@ -307,7 +293,7 @@ class Grader:
         self.helpers = {f"helpers/{p.name}": self.guard.text(f"helpers/{p.name}")
                         for p in sorted((ROOT / "helpers").glob("*.py"))}
         self.release_dir = self.tmp / "release"
-        release.build_student(ROOT, self.release_dir)
+        release_builder.build_student(ROOT, self.release_dir)
         self.questions = written.questions(self.release_dir)
         self.stubs = self._read_release()
         self.reference = judge.Reference(self._notebook_functions())

@@ -10,8 +10,8 @@ results go to ``/autograder/results/results.json``: one test per graded part (``
 
 The zip carries the instructor's tree as the grader needs it: ``grading/`` (the hidden
 tests), ``helpers/`` and ``notebooks/`` (the reference, from which the student release is
-built at start-up), ``data/``, ``release/`` and ``scripts/release.py``. The student release
-never holds any of ``grading/`` (``scripts/release.py``).
+built at start-up), ``data/``, ``release/`` and ``coursetools/``. The student release
+never holds any of ``grading/`` (``coursetools/release.py``).
 
 ``AUTOGRADER_ROOT`` replaces ``/autograder`` (the tests simulate Gradescope under a temporary
 folder); ``AUTOGRADER_PYTHON`` replaces the environment ``setup.sh`` makes (``<root>/venv``).
@@ -37,8 +37,8 @@ CONFIG = "gradescope.json"
 CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
 
 # What the zip holds, relative to the course folder (the grader's own needs; nothing of build/ or tests/).
-SHIPPED = ("grading/**/*.py", "helpers/*.py", "notebooks/*.ipynb", "data/*", "release/*", "scripts/release.py",
-           "scripts/grade.py", "scripts/gradescope.py", "requirements.txt")
+SHIPPED = ("grading/**/*.py", "coursetools/*.py", "helpers/*.py", "notebooks/*.ipynb", "data/*", "release/*",
+           "requirements.txt")
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu): Python 3.11
@@ -68,7 +68,8 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 # /autograder/submission and writes /autograder/results/results.json (grading/gradescope.py).
 ROOT="${{AUTOGRADER_ROOT:-{default_root}}}"
 PYTHON="${{AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}}"
-exec "$PYTHON" -B "$ROOT/source/scripts/gradescope.py" run --root "$ROOT"
+cd "$ROOT/source"  # python -m puts the source folder first on the path: its grading/, coursetools/, helpers/
+exec "$PYTHON" -B -m grading.gradescope run --root "$ROOT"
 """
 
 

@@ -29,6 +29,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coursetools.regions import function_nodes, span
+
 
 def _handin():
     """The course's ``helpers/handin.py`` (standard library only), loaded by path: the
@@ -175,25 +177,6 @@ def read_submission(name: str, path: Path) -> Submission:
 
 
 # ---------------------------------------------------------------- functions by qualified name
-def function_nodes(tree: ast.Module) -> dict[str, ast.AST]:
-    """Top-level functions and classes, and the methods of top-level classes, by qualified name."""
-    found = {}
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            found[node.name] = node
-            if isinstance(node, ast.ClassDef):
-                for child in node.body:
-                    if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                        found[f"{node.name}.{child.name}"] = child
-    return found
-
-
-def _span(node) -> tuple[int, int]:
-    """First and last line (1-based) of a node, decorators included."""
-    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-    return first, node.end_lineno
-
-
 def _text(data: bytes, filename: str) -> str:
     try:
         return data.decode("utf-8")
@@ -258,8 +241,8 @@ def substitute(instructor_text: str, student_data: bytes, functions, filename: s
     for qualname in functions:
         if qualname not in student_nodes:
             raise SourceProblem("missing", f"{filename} has no `{qualname}`")
-        s_first, s_last = _span(student_nodes[qualname])
-        i_first, i_last = _span(instructor_nodes[qualname])
+        s_first, s_last = span(student_nodes[qualname])
+        i_first, i_last = span(instructor_nodes[qualname])
         lines = _reindent(student_lines[s_first - 1:s_last], student_nodes[qualname].col_offset,
                           instructor_nodes[qualname].col_offset)
         replacements.append((i_first, i_last, lines, s_first))
@@ -274,7 +257,7 @@ def substitute(instructor_text: str, student_data: bytes, functions, filename: s
     if added:
         out += ["", "", "# ---- added at the top level of the submission's file ----"]
         for node in added:
-            first, last = _span(node)
+            first, last = span(node)
             segments.append([len(out) + 1, len(out) + 1 + last - first, first, filename])
             out += student_lines[first - 1:last]
     return "\n".join(out) + "\n", segments
@@ -289,7 +272,7 @@ def function_source(text: str, qualname: str) -> str | None:
     node = function_nodes(tree).get(qualname)
     if node is None:
         return None
-    first, last = _span(node)
+    first, last = span(node)
     return textwrap.dedent("\n".join(text.split("\n")[first - 1:last]))
 
 
@@ -350,7 +333,7 @@ def notebook_module(data: bytes, function: str, filename: str):
     out, segments = NOTEBOOK_PREAMBLE.split("\n"), []
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            first, last = _span(node)
+            first, last = span(node)
             segments.append([len(out) + 1, len(out) + 1 + last - first, first, f"{filename} (cell {index})"])
             out += lines[first - 1:last]
     return "\n".join(out) + "\n", segments

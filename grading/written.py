@@ -15,9 +15,9 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from coursetools.regions import ANSWER_STUB
 from grading.submission import SourceProblem, notebook_cells
 
-ANSWER_STUB = "YOUR ANSWER HERE"
 NO_ANSWER = "_(no answer: the stub is unchanged)_"
 
 

@@ -88,7 +88,11 @@ def _child(request: dict) -> None:
             del os.environ[key]
     os.environ.update(HOME=folder, TMPDIR=folder, MPLCONFIGDIR=folder, COURSE_DEVICE="cpu",
                       COURSE_DATA_SOURCE="subset", MPLBACKEND="Agg")
-    sys.path[:] = [folder] + [p for p in sys.path if p and p != STAGING]
+    # The submission's folder and the installed packages only: no other course tree (the instructor's
+    # checkout, which an editable install puts on the path), so a module missing from the submission
+    # fails to import instead of coming from the instructor's copy.
+    sys.path[:] = [folder] + [p for p in sys.path
+                              if p and p != STAGING and not os.path.isdir(os.path.join(p, "helpers"))]
     sys.dont_write_bytecode = True
     result = dict(nonce=request["nonce"])
     try:

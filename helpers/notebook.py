@@ -47,7 +47,7 @@ class NotebookSession:
         self.device = get_device(device)
         if os.environ.get("COURSE_EXECUTION_LOG"):  # the test suite counts executions: one per notebook
             with open(os.environ["COURSE_EXECUTION_LOG"], "a") as log:
-                log.write(f"{name}\t{Path.cwd().resolve()}\n")
+                log.write(f"{name}\t{Path.cwd().resolve()}\t{data_source}\n")
         seed_everything(self.seed)
         self.data = load_mnist(data_source) if data_source else None
         self.answers: dict = {"notebook": name, "device": self.device.type}

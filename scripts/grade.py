@@ -8,11 +8,8 @@ Each subfolder or ``.zip`` of SUBMISSIONS is one student's submission. Writes
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from grading.grader import main  # noqa: E402
+from grading.grader import main
 
 if __name__ == "__main__":
     sys.exit(main())

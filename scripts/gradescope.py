@@ -7,11 +7,8 @@ See ``grading/gradescope.py`` and the README's "Grading on Gradescope".
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from grading.gradescope import main  # noqa: E402
+from grading.gradescope import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,22 +13,17 @@ import json
 import os
 import re
 import shutil
-import sys
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from coursetools import release
+from coursetools.regions import function_nodes, is_answer_cell, span
 
-from grading.submission import _span, function_nodes  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def solutions(dest: Path) -> Path:
     """The solutions release in ``dest``: the student release with every region restored."""
-    from grading.grader import release_module
-
-    release = release_module()
     student = dest.with_name(dest.name + "-student")
     built = release.build_student(ROOT, student)
     shutil.copytree(student, dest)
@@ -47,7 +42,7 @@ def replace_function(text: str, qualname: str, source: str) -> str:
     import ast
 
     node = function_nodes(ast.parse(text))[qualname]
-    first, last = _span(node)
+    first, last = span(node)
     lines = text.split("\n")
     new = textwrap.indent(textwrap.dedent(source).strip("\n"), " " * node.col_offset).split("\n")
     return "\n".join(lines[:first - 1] + new + lines[last:])
@@ -93,26 +88,14 @@ def write(file: str, text: str):
 
 
 def write_answers(folder: Path, student: str) -> None:
-    """Replace every written answer (a markdown solution region) by ``student``'s own text."""
+    """Replace every written answer (a markdown cell tagged 'answer') by ``student``'s own text."""
     for path in sorted((folder / "notebooks").glob("*.ipynb")):
         notebook = json.loads(path.read_text())
         number = 0
         for cell in notebook["cells"]:
-            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-            lines = source.split("\n")
-            if cell["cell_type"] != "markdown" or "### BEGIN SOLUTION" not in lines:
-                continue
-            out, inside = [], False
-            for line in lines:
-                if line.strip() == "### BEGIN SOLUTION":
-                    number += 1
-                    inside = True
-                    out.append(f"{student} answers {path.stem} question {number}: because of fan-in.")
-                elif line.strip() == "### END SOLUTION":
-                    inside = False
-                elif not inside:
-                    out.append(line)
-            cell["source"] = "\n".join(out)
+            if is_answer_cell(cell):
+                number += 1
+                cell["source"] = f"{student} answers {path.stem} question {number}: because of fan-in."
         path.write_text(json.dumps(notebook, indent=1))
 
 

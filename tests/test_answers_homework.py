@@ -7,7 +7,6 @@ parts b-d before the student writes it."""
 import ast
 import math
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 HOMEWORK = ["00_rms_scaling_theory", "01_activation_deltas", "02_update_norms", "03_mup_optimizer",
             "04_per_weight_multipliers", "05_hyperparameter_transfer"]
 SOLUTIONS_ONLY = "solutions-only"
@@ -25,19 +23,22 @@ def _tags(cell):
     return cell.metadata.get("tags", [])
 
 
-def _without_regions(text: str, kind: str = "code") -> str:
-    """``text`` with every solution region replaced by its stub, as the student release does."""
-    from release import find_regions, stub_lines
+def _as_released(cell) -> str:
+    """A cell's text as the student release shows it: solution regions stubbed, a written answer
+    replaced by its stub."""
+    from coursetools.regions import ANSWER_STUB, find_regions, is_answer_cell
+    from coursetools.release import stub_lines
 
-    lines = text.splitlines()
-    return "\n".join(stub_lines(lines, find_regions(lines, "text"), kind, "part")[0])
+    if is_answer_cell(cell):
+        return ANSWER_STUB
+    lines = cell.source.splitlines()
+    return "\n".join(stub_lines(lines, find_regions(lines, "text"), "part")[0])
 
 
 def student_cells(name):
     """The cells of a committed notebook as the student release shows them: (index, cell type, text)."""
     notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    return [(i, c.cell_type, _without_regions(c.source, c.cell_type)) for i, c in enumerate(notebook.cells)
-            if SOLUTIONS_ONLY not in _tags(c)]
+    return [(i, c.cell_type, _as_released(c)) for i, c in enumerate(notebook.cells) if SOLUTIONS_ONLY not in _tags(c)]
 
 
 def _normal(text: str) -> str:
@@ -218,7 +219,7 @@ def test_solutions_only_cells_define_nothing_the_student_release_needs(name):
     notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
 
     def names(cell):
-        source = "\n".join(line for line in _without_regions(cell.source).splitlines() if not line.startswith("%"))
+        source = "\n".join(line for line in _as_released(cell).splitlines() if not line.startswith("%"))
         tree = ast.parse(source)
         stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         stored |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
@@ -239,7 +240,11 @@ def test_solutions_only_cells_define_nothing_the_student_release_needs(name):
 
 
 def _helper_text_outside_regions(path):
-    return _without_regions((ROOT / "helpers" / path).read_text())
+    from coursetools.regions import find_regions
+    from coursetools.release import stub_lines
+
+    lines = (ROOT / "helpers" / path).read_text().splitlines()
+    return "\n".join(stub_lines(lines, find_regions(lines, path), "part")[0])
 
 
 @pytest.mark.parametrize("path, phrases", [

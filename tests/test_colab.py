@@ -21,12 +21,9 @@ import nbformat
 import pytest
 from kernel_session import KernelSession
 
+from coursetools import colab_cell, release
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import sync_colab_cell  # noqa: E402
-
-import release  # noqa: E402
 
 CELL = (ROOT / "release" / "colab_cell.py").read_text()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -169,7 +166,7 @@ def test_the_cell_installs_only_what_colab_lacks(tmp_path, monkeypatch, colab, c
 
 # ---------------------------------------------------------------- the cell's place and form
 def setup_cells(notebook):
-    return [(i, c) for i, c in enumerate(notebook.cells) if sync_colab_cell.TAG in c.metadata.get("tags", [])]
+    return [(i, c) for i, c in enumerate(notebook.cells) if colab_cell.TAG in c.metadata.get("tags", [])]
 
 
 def assert_collapsed_after_the_title(notebook, where):
@@ -186,7 +183,7 @@ def assert_collapsed_after_the_title(notebook, where):
 def test_the_setup_cell_is_collapsed_and_comes_after_the_title_of_every_notebook(tmp_path):
     for path in NOTEBOOKS:
         assert_collapsed_after_the_title(nbformat.read(path, as_version=4), path.name)
-    assert sync_colab_cell.sync(NOTEBOOKS, check=True) == []
+    assert colab_cell.sync(NOTEBOOKS, check=True) == []
     release.build_student(ROOT, tmp_path / "student")  # and so in the student release
     built = sorted((tmp_path / "student" / "notebooks").glob("*.ipynb"))
     assert [p.name for p in built] == [p.name for p in NOTEBOOKS]
@@ -207,19 +204,19 @@ def test_sync_colab_cell_places_it_after_the_title_idempotently(tmp_path):
         shutil.copyfile(path, tmp_path / path.name)
         paths.append(tmp_path / path.name)
     notebook = nbformat.read(paths[0], as_version=4)
-    notebook.cells = [c for c in notebook.cells if sync_colab_cell.TAG not in c.metadata.get("tags", [])]
-    notebook.cells.insert(0, sync_colab_cell.colab_cell("#@title an old version, first"))
-    notebook.cells.insert(4, sync_colab_cell.colab_cell("#@title another copy"))
+    notebook.cells = [c for c in notebook.cells if colab_cell.TAG not in c.metadata.get("tags", [])]
+    notebook.cells.insert(0, colab_cell.colab_cell("#@title an old version, first"))
+    notebook.cells.insert(4, colab_cell.colab_cell("#@title another copy"))
     notebook.cells[4].id = "another-copy"
     nbformat.write(notebook, paths[0])
     other = nbformat.read(paths[1], as_version=4)
     [(index, _)] = setup_cells(other)
     other.cells[index].metadata.pop("jupyter")  # an old form: not hidden in JupyterLab
     nbformat.write(other, paths[1])
-    assert sync_colab_cell.sync(paths, check=True) == paths[:2]
-    sync_colab_cell.sync(paths)
+    assert colab_cell.sync(paths, check=True) == paths[:2]
+    colab_cell.sync(paths)
     after = [p.read_bytes() for p in paths]
-    assert sync_colab_cell.sync(paths) == [] and [p.read_bytes() for p in paths] == after
+    assert colab_cell.sync(paths) == [] and [p.read_bytes() for p in paths] == after
     for path in paths:
         assert_collapsed_after_the_title(nbformat.read(path, as_version=4), path.name)
 
@@ -240,7 +237,7 @@ def test_the_solutions_html_leaves_the_setup_cell_out(tmp_path):
                                                nbformat.v4.new_code_cell("print('the first code')")])
     notebook.metadata["kernelspec"] = {"name": "mup-course", "display_name": "Python (muP course)",
                                        "language": "python"}
-    sync_colab_cell.synced(notebook, sync_colab_cell.colab_cell())
+    colab_cell.synced(notebook, colab_cell.colab_cell())
     path = tmp_path / "97_title.ipynb"
     nbformat.write(notebook, path)
     html = release.export_html(path, tmp_path / "97_title.html").read_text()
@@ -280,7 +277,7 @@ class Runtime:
             if cell.cell_type != "code":
                 continue
             printed.append(self.run(cell.source))
-            setup = sync_colab_cell.TAG in cell.metadata.get("tags", [])
+            setup = colab_cell.TAG in cell.metadata.get("tags", [])
             if (setup and not through) or (not setup and through and through in cell.source):
                 break
         return "".join(printed)

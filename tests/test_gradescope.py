@@ -13,15 +13,14 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grading_fixtures as fixtures
 import pytest
 
+from coursetools import release as release_builder
+from grading import gradescope, parts
+from helpers import handin
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import grading_fixtures as fixtures  # noqa: E402
-
-from grading import grader, gradescope, parts  # noqa: E402
-from helpers import handin  # noqa: E402
 
 LIMIT = 6  # seconds per part, as in test_grading.py
 SPEC_TOP = ("score", "tests", "visibility", "stdout_visibility")  # Gradescope's results.json fields used here
@@ -80,7 +79,7 @@ def upload_handin_zip(solutions: Path, root: Path, student: str, edits=()) -> No
 
 def upload_release(solutions: Path, root: Path, student: str, edits=()) -> None:
     """The student release untouched: every stub still there."""
-    grader.release_module().build_student(ROOT, root / "submission" / "student")
+    release_builder.build_student(ROOT, root / "submission" / "student")
 
 
 def upload_nothing(solutions: Path, root: Path, student: str, edits=()) -> None:
@@ -141,7 +140,7 @@ def test_the_zip_follows_the_specification_and_carries_the_hidden_tests(autograd
     subprocess.run(["bash", "-n", "-c", setup], check=True)
     # the hidden tests travel in the zip, and nowhere in the student release
     release = tmp_path / "student"
-    grader.release_module().build_student(ROOT, release)
+    release_builder.build_student(ROOT, release)
     shipped = {p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()}
     hidden = {n for n in names if n.startswith("grading/")}
     assert hidden and not hidden & shipped and not [n for n in shipped if "grading" in n or n.endswith(".zip")]

@@ -18,14 +18,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import grading_fixtures as fixtures
 import pytest
 
+from coursetools import regions
+from coursetools import release as release_builder
+from grading import grader, parts, submission, written
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import grading_fixtures as fixtures  # noqa: E402
-
-from grading import grader, parts, submission, written  # noqa: E402
 
 LIMIT = 6  # seconds per part here (a correct part takes well under one)
 FULL = {part.name: part.points for part in parts.PARTS}
@@ -103,7 +103,7 @@ def submissions(solutions):
     (folder / "garbage.zip").write_bytes(b"this is not a zip file")
     # part d left as the release's stub
     stub = fixtures.make(solutions, folder / "stub-left", "stub-left")
-    student_models = grader.release_module()
+    student_models = release_builder
     release = solutions.parent / "release"
     student_models.build_student(ROOT, release)
     shutil.copyfile(release / "helpers" / "mup_multipliers.py", stub / "helpers" / "mup_multipliers.py")
@@ -134,17 +134,16 @@ def feedback_of(graded, student: str) -> str:
 
 # ---------------------------------------------------------------- what is graded
 def test_every_code_region_of_the_source_is_a_graded_part():
-    release = grader.release_module()
     graded_functions = {(part.file, function) for part in parts.PARTS for function in part.functions}
     found = set()
     for path in sorted((ROOT / "helpers").glob("*.py")):
         lines = path.read_text().split("\n")
-        for begin, _ in release.find_regions(lines, path.name):
-            found.add((f"helpers/{path.name}", release._enclosing_function(lines, begin)))
+        for begin, _ in regions.find_regions(lines, path.name):
+            found.add((f"helpers/{path.name}", regions.enclosing_function(path.read_text(), begin)))
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         for index, cell in enumerate(submission.notebook_cells(path.read_bytes(), path.name)):
             lines = cell["source"].split("\n")
-            if cell["cell_type"] != "code" or not release.find_regions(lines, f"{path.name} {index}"):
+            if cell["cell_type"] != "code" or not regions.find_regions(lines, f"{path.name} {index}"):
                 continue
             tree = ast.parse(submission.as_python(cell["source"]))
             names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] or sorted(
@@ -156,7 +155,7 @@ def test_every_code_region_of_the_source_is_a_graded_part():
 
 
 def test_the_student_release_does_not_ship_the_grader(tmp_path):
-    grader.release_module().build_student(ROOT, tmp_path / "student")
+    release_builder.build_student(ROOT, tmp_path / "student")
     shipped = {p.relative_to(tmp_path / "student").parts[0] for p in (tmp_path / "student").rglob("*")}
     assert "grading" not in shipped and "grade.py" not in {p.name for p in (tmp_path / "student").rglob("*")}
 
@@ -343,7 +342,7 @@ def test_without_landlock_grading_does_not_start_unless_the_instructor_says_so(m
     with pytest.raises(grader.GraderError, match="no Landlock.*--no-landlock"):
         grader.Grader(grader.Options(progress=False))
     for options in (grader.Options(landlock=False, jobs=2), grader.Options(container=True, jobs=2)):
-        monkeypatch.setattr(grader, "release_module", lambda: (_ for _ in ()).throw(RuntimeError("started")))
+        monkeypatch.setattr(grader.tempfile, "mkdtemp", lambda **_: (_ for _ in ()).throw(RuntimeError("started")))
         with pytest.raises(RuntimeError, match="started"):  # past the check: it goes on to build the release
             grader.Grader(options)
 
@@ -363,7 +362,7 @@ def test_no_grading_module_imports_the_test_fixtures():
 
 def test_written_answers_are_found_by_cell_id_and_by_alignment_without_ids(solutions, tmp_path):
     release = tmp_path / "release"
-    grader.release_module().build_student(ROOT, release)
+    release_builder.build_student(ROOT, release)
     questions = [q for q in written.questions(release) if q.notebook == "notebooks/00_rms_scaling_theory.ipynb"]
     assert len(questions) > 1 and all(q.cell_id for q in questions)
     student = fixtures.make(solutions, tmp_path / "s", "s")

@@ -16,18 +16,15 @@ import sys
 import zipfile
 from pathlib import Path
 
+import grading_fixtures as fixtures
 import pytest
 from answer_patterns import find_answers
 
+from coursetools import regions, release
+from grading import grader, parts, submission
+from helpers import handin
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import grading_fixtures as fixtures  # noqa: E402
-
-import release  # noqa: E402
-from grading import grader, parts, submission  # noqa: E402
-from helpers import handin  # noqa: E402
 
 CHECK_CALL = re.compile(r"\b(check_\w+)\(")
 
@@ -88,8 +85,8 @@ def test_the_grader_reads_what_the_shipped_helper_hands_in(built):
     out, _ = built
     assert submission.HANDIN.GRADED_PATH.pattern == handin.GRADED_PATH.pattern
     assert (submission.MAX_FILE, submission.MAX_TOTAL) == (handin.MAX_FILE, handin.MAX_TOTAL)
-    assert (handin.CODE_STUB, handin.ANSWER_STUB) == (release.CODE_STUB, release.ANSWER_STUB)
-    stub, _ = release.stub_lines(["### BEGIN SOLUTION", "x = 1", "### END SOLUTION"], [(0, 2)], "code", "part")
+    assert (handin.CODE_STUB, handin.ANSWER_STUB) == (regions.CODE_STUB, regions.ANSWER_STUB)
+    stub, _ = release.stub_lines(["### BEGIN SOLUTION", "x = 1", "### END SOLUTION"], [(0, 2)], "part")
     assert handin.code_stubs(stub) == [1] and handin.STUB_MESSAGE in stub[1]
     # every course file is graded: a helper or notebook named outside the pattern would be lost
     for folder in ("helpers", "notebooks"):
@@ -134,8 +131,8 @@ def test_make_handin_names_every_unfinished_part_and_zips_only_the_graded_files(
     for relative, _ in stubbed.blocks:
         if relative.startswith("helpers/"):
             lines = (ROOT / relative).read_text().split("\n")
-            for begin, _ in release.find_regions(lines, relative):
-                function = release._enclosing_function(lines, begin)
+            for begin, _ in regions.find_regions(lines, relative):
+                function = regions.enclosing_function("\n".join(lines), begin)
                 assert any(u.where.startswith(f"{function} (line ") for u in found[(relative, "code")]), function
     # every check cell, never run; every notebook, never run
     for path in sorted((built[0] / "notebooks").glob("*.ipynb")):

@@ -95,7 +95,6 @@ def test_relative_figure_dir_is_taken_from_the_repository_root(monkeypatch, tmp_
 
 SAVE_IN_A_KERNEL = r'''
 import json, sys
-sys.path.insert(0, ROOT)
 from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 ip = start_ipython()

@@ -16,10 +16,9 @@ import nbformat
 import pytest
 from answer_patterns import find_answers
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from coursetools import regions, release
 
-import release  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".yml", ".cfg", ".toml", ""}
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -33,11 +32,13 @@ def source_regions():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
             source = cell.source.splitlines()
-            for begin, end in release.find_regions(source, f"{path.name}, cell {index}"):
+            if regions.is_answer_cell(cell):  # a written answer: the whole cell
+                lines += source
+            for begin, end in regions.find_regions(source, f"{path.name}, cell {index}"):
                 lines += source[begin + 1:end]
     for path in sorted((ROOT / "helpers").glob("*.py")):
         source = path.read_text()
-        for begin, end in release.find_regions(source.splitlines(), path.name):
+        for begin, end in regions.find_regions(source.splitlines(), path.name):
             lines += source.splitlines()[begin + 1:end]
     return lines
 
@@ -101,8 +102,8 @@ def test_student_release_is_complete_and_clean(student):
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
-            assert release.BEGIN not in cell.source and release.END not in cell.source
-            assert release.SOLUTIONS_ONLY not in cell.metadata.get("tags", [])
+            assert regions.BEGIN not in cell.source and regions.END not in cell.source
+            assert regions.SOLUTIONS_ONLY not in cell.metadata.get("tags", [])
     stubbed = (out / "helpers" / "mup_lr.py").read_text()
     assert '    # YOUR CODE HERE\n    raise NotImplementedError("layer_lr in helpers/mup_lr.py, ' \
            'used in 03_mup_optimizer (homework part c)' in stubbed
@@ -140,7 +141,7 @@ def test_no_file_of_the_release_refers_to_instructor_tooling(student):
 def test_a_code_stub_names_what_the_cells_below_use(student):
     out, _ = student
     cells = nbformat.read(out / "notebooks" / "01_activation_deltas.ipynb", as_version=4).cells
-    stubs = [c.source for c in cells if c.cell_type == "code" and release.CODE_STUB in c.source]
+    stubs = [c.source for c in cells if c.cell_type == "code" and regions.CODE_STUB in c.source]
     assert any("01_activation_deltas (homework part a)" in s and "the cells below use: changed" in s for s in stubs)
 
 
@@ -180,7 +181,7 @@ def test_solutions_only_cells_are_left_out_and_restored(tmp_path):
              verdict,
              nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(answer)"),
              erratum,
-             nbformat.v4.new_markdown_cell("**Answer.**\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION")]
+             nbformat.v4.new_markdown_cell("**Answer.** Because.", metadata={"tags": ["answer"]})]
     source = write_source(tmp_path / "src", cells, "99_tiny")
     built = release.build_student(tmp_path / "src", tmp_path / "out")
     student_cells = nbformat.read(tmp_path / "out" / "notebooks" / "99_tiny.ipynb", as_version=4).cells
@@ -189,7 +190,7 @@ def test_solutions_only_cells_are_left_out_and_restored(tmp_path):
     assert stub.startswith("x = 1\n# YOUR CODE HERE\nraise NotImplementedError(\"99_tiny (homework part z): ")
     assert stub.endswith("the cells below use: answer\")\nprint(x)")  # helper is not used below: not named
     assert student_cells[2].source == "print(answer)"  # the nbval mark is instructor tooling
-    assert student_cells[3].source == "**Answer.**\nYOUR ANSWER HERE"
+    assert student_cells[3].source == "YOUR ANSWER HERE" and student_cells[3].metadata.tags == ["answer"]
     restored = tmp_path / "restored"
     shutil.copytree(tmp_path / "out", restored)
     release.restore(tmp_path / "out", built, restored)
@@ -205,11 +206,12 @@ def test_solutions_only_cells_are_left_out_and_restored(tmp_path):
     (nbformat.v4.new_code_cell("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n### END SOLUTION"),
      "cell 1: nested"),
     (nbformat.v4.new_raw_cell("### BEGIN SOLUTION\nx\n### END SOLUTION"), "cell 1: solution markers in a raw cell"),
-    (nbformat.v4.new_markdown_cell("```\n### BEGIN SOLUTION\nx\n### END SOLUTION\n```"), "fenced code block"),
+    (nbformat.v4.new_markdown_cell("**Answer.**\n### BEGIN SOLUTION\nx\n### END SOLUTION"),
+     "cell 1: solution markers in a markdown cell; a written answer is a markdown cell of its own, tagged 'answer'"),
 ])
 def test_malformed_region_stops_the_build(tmp_path, cell, message):
     write_source(tmp_path / "src", [nbformat.v4.new_markdown_cell("# 99 · Broken (test)"), cell])
-    with pytest.raises(release.ReleaseError, match="notebooks/99_broken.ipynb") as error:
+    with pytest.raises(regions.RegionError, match="notebooks/99_broken.ipynb") as error:
         release.build_student(tmp_path / "src", tmp_path / "out")
     assert message in str(error.value)
 
@@ -217,7 +219,7 @@ def test_malformed_region_stops_the_build(tmp_path, cell, message):
 def test_malformed_region_in_a_helper_names_the_file(tmp_path):
     write_source(tmp_path / "src", [nbformat.v4.new_markdown_cell("# 99 · Fine (test)")])
     (tmp_path / "src" / "helpers" / "broken.py").write_text("def f():\n    ### BEGIN SOLUTION\n    return 1\n")
-    with pytest.raises(release.ReleaseError, match=r"helpers/broken.py: ### BEGIN SOLUTION at line 2 without"):
+    with pytest.raises(regions.RegionError, match=r"helpers/broken.py: ### BEGIN SOLUTION at line 2 without"):
         release.build_student(tmp_path / "src", tmp_path / "out")
 
 
@@ -271,7 +273,7 @@ def test_make_setup_creates_the_environment_and_registers_the_kernel(standalone)
 def stub_runs(standalone):
     """Every student notebook of the copy executed headlessly with the kernel that `make setup`
     registered there, two at a time (run_notebooks.execute_all): {name: Execution}."""
-    import run_notebooks
+    import coursetools.execute as run_notebooks
 
     home, env = standalone
     saved = dict(os.environ)
@@ -302,8 +304,8 @@ def test_student_notebook_runs_to_its_first_stub_with_the_release_kernel(standal
 
 # ---------------------------------------------------------------- the solutions release
 TINY = [
-    nbformat.v4.new_markdown_cell("# 98 · Tiny (test)\n\n**Answer.**\n### BEGIN SOLUTION\nForty-two.\n"
-                                  "### END SOLUTION"),
+    nbformat.v4.new_markdown_cell("# 98 · Tiny (test)"),
+    nbformat.v4.new_markdown_cell("**Answer.** Forty-two.", metadata={"tags": ["answer"]}),
     nbformat.v4.new_code_cell("device = 'cpu'\ndata_source = 'subset'\nseed = 0\nsave_figures = False",
                               metadata={"tags": ["parameters"]}),
     nbformat.v4.new_code_cell(
@@ -331,27 +333,29 @@ def test_solutions_release_has_outputs_html_and_figures_without_markers(tmp_path
     executed = nbformat.read(out / "98_tiny.ipynb", as_version=4)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
     assert any(o.output_type == "display_data" and "image/png" in o.data for o in outputs)
-    assert "the answer is 42" in json.dumps(outputs) and "Forty-two." in executed.cells[0].source
+    assert "the answer is 42" in json.dumps(outputs) and "Forty-two." in executed.cells[1].source
     html = (out / "98_tiny.html").read_text()
     assert "<html" in html and "the answer is 42" in html and "Forty-two." in html and "data:image/png" in html
     for text in (html, json.dumps(executed)):
         assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
     assert (out / "figures" / "98_tiny" / "line.png").exists()
     assert "COURSE_FIGURE_DIR" not in os.environ
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert "injected-parameters" not in html  # papermill's cell is left out (nbconvert marks cells by tag)
+    assert "<title>98 · Tiny (test)</title>" in html
 
 
 def test_export_html_of_an_executed_course_notebook_hides_the_markers(executed_notebooks, tmp_path):
     """export_html on the session's executed copy (executed once per test run, see conftest)."""
-    name = next(iter(n for n in ("06_shampoo_orthogonalization", "01_activation_deltas") if n in executed_notebooks),
-                next(iter(executed_notebooks)))
+    expected = executed_notebooks.expected()
+    name = next(iter(n for n in ("06_shampoo_orthogonalization", "01_activation_deltas") if n in expected),
+                expected[0])
     run = executed_notebooks[name]
     executed = tmp_path / f"{name}.ipynb"
     nbformat.write(run.notebook, executed)
-    assert release.BEGIN in executed.read_text()
+    assert regions.BEGIN in executed.read_text()
     html = release.export_html(executed, tmp_path / f"{name}.html").read_text()
     assert "<html" in html and "BEGIN SOLUTION" not in html and "END SOLUTION" not in html
     assert "data:image/png" in html
-    assert any("injected-parameters" in c.metadata.get("tags", []) for c in run.notebook.cells)
-    assert "injected-parameters" not in html  # papermill's cell is left out (nbconvert marks cells by tag)
     title = release.notebook_title(run.notebook)
     assert f"<title>{html_escape(title)}</title>" in html and "<title>Notebook</title>" not in html

@@ -2,16 +2,14 @@
 a time limit per cell that names the notebook and the cell, and kernel noise kept in a log."""
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+import coursetools.execute as run_notebooks
 
-import run_notebooks  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_longest_measured_notebooks_start_first_and_a_new_one_before_all(tmp_path):

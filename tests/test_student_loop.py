@@ -89,8 +89,7 @@ def Kernel(cwd: Path, packages: Path | None = None) -> KernelSession:
 @pytest.fixture(scope="module", params=["this IPython", "Colab's IPython"])
 def release(tmp_path_factory, request):
     """A fresh student release for each kernel (``release.kernel_kind``)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import release as release_builder
+    from coursetools import release as release_builder
 
     out = tmp_path_factory.mktemp("loop") / "student"
     release_builder.build_student(ROOT, out)
