@@ -57,6 +57,11 @@ ANSWERS = {
         r"-\s*2\s*X\^T\s*Y\s*\+\s*2\s*X\^T\s*X\s*W",
         r"dL\s*/\s*dW\s*=",
     ],
+    "written question 3": [
+        # (c): Desideratum 1 and Condition 1 in RMS terms (13's answer)
+        r"RMS\(\s*(?:Δ|Delta\s*)?h_?l?\s*\)\s*=\s*(?:Θ|Theta)\s*\(\s*1\s*\)",
+        r"\|\|_\{?RMS\s*(?:->|→)\s*RMS\}?\s*=\s*(?:Θ|Theta)\s*\(\s*1\s*\)",
+    ],
     "stated conclusion": [
         r"=>",  # the notebooks mark a printed verdict with "=>"
         # 03: the first delta over the seeds; 04: the training runs against SimpleAdamMuP

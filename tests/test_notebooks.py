@@ -17,6 +17,7 @@ EXPECTED = [
     "04_per_weight_multipliers", "05_hyperparameter_transfer", "06_shampoo_orthogonalization",
     "07_muon_newton_schulz", "08_muon_training",
     "09_adam_bias_correction", "10_epsilon_schedules", "11_muon_linear_regression", "12_coordinate_check",
+    "13_mup_papers",
 ]
 PARAMETERS = ("device", "data_source", "seed", "save_figures")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
