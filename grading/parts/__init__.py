@@ -71,6 +71,9 @@ NOT_GRADED = {
     ("notebooks/01_activation_deltas.ipynb", "alternating"): "an experiment call; its written answer is collected",
     ("helpers/coord_verdict.py", "slope_verdict"): "notebook 12 (research, added after the homework's 20 points were "
                                                  "set): no hidden tests yet; its self-check runs in the notebook",
+    ("notebooks/13_mup_papers.ipynb", "table3_exponents"): "question 3 (a reading of TP5's Table 3, not among the "
+                                                           "homework's 20 points): the notebook compares it with the "
+                                                           "exponents measured from the code; no hidden tests",
 }
 
 # What a part's status means, in the feedback.
