@@ -10,6 +10,7 @@ data source (the shipped subset: a checked cell must not depend on the data) tha
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -58,8 +59,10 @@ def refresh(path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    for path in [Path(p).resolve() for p in arguments] or execute.numbered_notebooks():
+    parser = argparse.ArgumentParser(description="Re-execute notebooks and store the outputs of their checked cells.")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every numbered notebook")
+    args = parser.parse_args(argv)
+    for path in [p.resolve() for p in args.notebooks] or execute.numbered_notebooks():
         refresh(path)
     return 0
 

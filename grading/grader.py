@@ -494,7 +494,7 @@ def _progress(total: int, show: bool):
 
 
 # ---------------------------------------------------------------- outputs
-def _score(value: float) -> str:
+def format_score(value: float) -> str:
     return f"{value:.2f}"
 
 
@@ -503,8 +503,8 @@ def grades_csv(results: list[SubmissionResult], parts=PARTS) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", *(part.name for part in parts), "total", "status"])
     for result in sorted(results, key=lambda r: r.name):
-        writer.writerow([result.name, *(_score(result.parts[p.name].points) for p in parts), _score(result.total),
-                         result.status])
+        writer.writerow([result.name, *(format_score(result.parts[p.name].points) for p in parts),
+                         format_score(result.total), result.status])
     return buffer.getvalue()
 
 
@@ -526,7 +526,7 @@ INTRO = ("Each part was graded on its own: your code for that part ran inside th
 
 def part_feedback(part, r: PartResult) -> list[str]:
     """The feedback on one part, under its heading (also each test's output on Gradescope)."""
-    lines = [f"{_score(r.points)} / {part.points:g} points; status **{r.status}** ({STATUSES[r.status]}). Graded "
+    lines = [f"{format_score(r.points)} / {part.points:g} points; status **{r.status}** ({STATUSES[r.status]}). Graded "
              f"code: {', '.join(f'`{f}`' for f in part.functions)} in `{part.file}`.", ""]
     for finding in r.findings:
         lines += [f"- {finding.mistake}.", f"  Hint: {finding.hint}."]
@@ -541,13 +541,13 @@ def part_feedback(part, r: PartResult) -> list[str]:
 def feedback(result: SubmissionResult) -> str:
     parts = [r.part for r in result.parts.values()]  # in the grader's order
     possible = sum(part.points for part in parts)
-    lines = [f"# Feedback for {result.name}", "", f"**Total: {_score(result.total)} / {possible:g}**", ""]
+    lines = [f"# Feedback for {result.name}", "", f"**Total: {format_score(result.total)} / {possible:g}**", ""]
     if result.problem:
         lines += [f"Your submission could not be read: {result.problem}.", ""]
     lines += ["| part | points | status |", "| --- | --- | --- |"]
     for part in parts:
         r = result.parts[part.name]
-        lines.append(f"| {part.name} | {_score(r.points)} / {part.points:g} | {r.status} |")
+        lines.append(f"| {part.name} | {format_score(r.points)} / {part.points:g} | {r.status} |")
     lines += ["", INTRO, ""]
     for part in parts:
         lines += [f"## {part.name}: {part.title}", ""] + part_feedback(part, result.parts[part.name]) + [""]

@@ -140,10 +140,10 @@ def read_upload(folder: Path):
 
 def results(result, parts, visibility: str, seconds: float) -> dict:
     """Gradescope's results.json for one graded submission."""
-    from grading.grader import INTRO, _score, part_feedback
+    from grading.grader import INTRO, format_score, part_feedback
 
     possible = sum(part.points for part in parts)
-    summary = [f"**Total: {_score(result.total)} / {possible:g}**", ""]
+    summary = [f"**Total: {format_score(result.total)} / {possible:g}**", ""]
     if result.problem:
         summary += [f"Your submission could not be read: {result.problem}.", ""]
     summary += [INTRO]

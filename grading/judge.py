@@ -57,7 +57,7 @@ def array(entry) -> np.ndarray | None:
         return None
 
 
-def _svdvals(matrix: np.ndarray) -> np.ndarray:
+def svd_values(matrix: np.ndarray) -> np.ndarray:
     return np.linalg.svd(matrix, compute_uv=False)
 
 

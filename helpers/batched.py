@@ -74,7 +74,7 @@ def supports(optimizer) -> bool:
 
 
 def plain_mlp(model: nn.Module) -> bool:
-    """True when ``model`` computes what ``_forward`` computes: an :class:`MLP` (or a subclass
+    """True when ``model`` computes what ``batched_forward`` computes: an :class:`MLP` (or a subclass
     that changes only its initial weights, such as ``TP5MLP``) with biases in every layer."""
     return isinstance(model, MLP) and type(model).forward is MLP.forward \
         and type(model).layer_output is MLP.layer_output and all(layer.bias is not None for layer in model.layers)
@@ -180,7 +180,7 @@ class StackedMuon:
             p.addcmul_(batched_newton_schulz(direction, self.group["ns_steps"]) * scale, rate, value=-1)
 
 
-def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor], record: list | None = None) -> torch.Tensor:
+def batched_forward(params: list[torch.Tensor], inputs: list[torch.Tensor], record: list | None = None) -> torch.Tensor:
     """Course MLP forward for N stacked models: ``len(inputs)`` seeds of
     ``N / len(inputs)`` runs each, ``inputs[s]`` seed s's batch [B, d_in].
     Returns per-run cross-entropy inputs: logits [N, classes, B]; ``record``, if
@@ -209,7 +209,7 @@ def _forward(params: list[torch.Tensor], inputs: list[torch.Tensor], record: lis
     return x
 
 
-def _mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-run mean cross-entropy: logits [N, classes, B], targets [N, B] -> [N]."""
     return nn.functional.cross_entropy(logits, targets, reduction="none").mean(1)
 
@@ -277,7 +277,7 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
     labels = labels.to(device)
     runs = [(s, k) for s in range(len(seeds)) for k in range(len(lrs))]
     inits = []
-    for seed in seeds:  # the same init as experiments._build: CPU, fixed seed
+    for seed in seeds:  # the same init as experiments.build_model: CPU, fixed seed
         torch.manual_seed(seed)
         model = mlp(hidden_sizes=tuple(hiddens))
         if not plain_mlp(model):
@@ -294,10 +294,10 @@ def sweep_width(hiddens, lrs, seeds, optimizer, *, steps, batch_size, data, vali
         indices = [torch.randint(0, len(images), (batch_size,), generator=g).to(device) for g in generators]
         inputs = [images[index] for index in indices]
         targets = torch.cat([labels[index].expand(per_seed, -1) for index in indices])
-        loss = _mean_cross_entropy(_forward(params, inputs), targets)
+        loss = mean_cross_entropy(batched_forward(params, inputs), targets)
         stepper.step(torch.autograd.grad(loss.sum(), params))
         if step_index >= steps - 5:  # the protocol reports the mean of the last 5 validation losses
             with torch.no_grad():
-                losses.append(_mean_cross_entropy(_forward(params, flat_valid), valid_targets))
+                losses.append(mean_cross_entropy(batched_forward(params, flat_valid), valid_targets))
     last5 = torch.stack(losses).mean(0)
     return to_numpy(last5).reshape(len(seeds), len(lrs))

@@ -34,7 +34,7 @@ from torch import nn
 
 from helpers import coord_verdict
 from helpers.device import get_device, to_numpy
-from helpers.experiments import _sample_indices, resolve_data
+from helpers.experiments import resolve_data, sample_indices
 from helpers.models import MLP
 
 BATCH_SIZE = 64
@@ -128,7 +128,7 @@ def describe_steps(per_step: Sequence[str]) -> str:
 
 
 # ---------------------------------------------------------------- recording the layers' outputs
-class _Recorder:
+class Recorder:
     """Forward pre-hooks on every module that holds parameters itself: while
     ``active``, each records the input it receives (the previous layer's output)."""
 
@@ -178,12 +178,12 @@ class _Recorder:
             handle.remove()
 
 
-def _per_example_rms(x: torch.Tensor) -> torch.Tensor:
+def per_example_rms(x: torch.Tensor) -> torch.Tensor:
     """RMS over features of each example, then the mean over the batch."""
     return x.reshape(x.shape[0], -1).float().square().mean(1).sqrt().mean()
 
 
-def _layer_labels(names: list[str]) -> list[str]:
+def layer_labels(names: list[str]) -> list[str]:
     roles = ["input" if i == 0 else "readout" if i == len(names) - 1 else "hidden" for i in range(len(names))]
     return [f"{name} ({role})" for name, role in zip(names, roles)]
 
@@ -316,24 +316,24 @@ def _label(make_optimizer) -> str:
 
 def _run(make_model, make_optimizer, width, seed, steps, train, measure, device):
     (images, labels), (measure_images, _) = train, measure
-    model = _build_model(make_model, width, seed).to(device)
+    model = seeded_model(make_model, width, seed).to(device)
     optimizer = make_optimizer(model.parameters())
-    recorder = _Recorder(model)
+    recorder = Recorder(model)
     try:
         names, initial = recorder.outputs(model, measure_images)
-        rms = [[_per_example_rms(a) for a in initial]]
+        rms = [[per_example_rms(a) for a in initial]]
         delta = [[torch.zeros((), device=device) for _ in initial]]
         generator = torch.Generator().manual_seed(seed)
         for _ in range(steps):
-            index = _sample_indices(len(images), BATCH_SIZE, generator)
+            index = sample_indices(len(images), BATCH_SIZE, generator)
             optimizer.zero_grad()
             out = model(images[index].to(device))
             logits = out[0] if isinstance(out, (tuple, list)) else out
             nn.functional.cross_entropy(logits, labels[index].to(device)).backward()
             optimizer.step()
             _, now = recorder.outputs(model, measure_images)
-            rms.append([_per_example_rms(a) for a in now])
-            delta.append([_per_example_rms(a - a0) for a, a0 in zip(now, initial)])
+            rms.append([per_example_rms(a) for a in now])
+            delta.append([per_example_rms(a - a0) for a, a0 in zip(now, initial)])
     finally:
         recorder.remove()
     return names, to_numpy(torch.stack([torch.stack(r) for r in rms])), \
@@ -351,7 +351,7 @@ def _batched_width(make_model, make_optimizer, width, seeds, steps, train, measu
     measure_images = measure_images.reshape(len(measure_images), -1).cpu()
     used = images.ne(0).any(0) | measure_images.ne(0).any(0)  # pixels 0 everywhere add nothing (batched.py)
     images, measure_images, labels = images[:, used].to(device), measure_images[:, used].to(device), labels.to(device)
-    models = [_build_model(make_model, width, seed) for seed in seeds]
+    models = [seeded_model(make_model, width, seed) for seed in seeds]
     names = hooked_layers(models[0], measure[0].cpu())
     params, adam = batched.stack_runs([list(m.parameters()) for m in models], [make_optimizer] * len(seeds), used,
                                       device)
@@ -360,7 +360,7 @@ def _batched_width(make_model, make_optimizer, width, seeds, steps, train, measu
     @torch.no_grad()
     def outputs():
         record = []
-        logits = batched._forward(params, [measure_images] * len(seeds), record)
+        logits = batched.batched_forward(params, [measure_images] * len(seeds), record)
         return record + [logits]  # each [seed, features, batch]
 
     def sizes(activations):  # RMS over features, mean over the batch: [layer, seed]
@@ -370,9 +370,10 @@ def _batched_width(make_model, make_optimizer, width, seeds, steps, train, measu
     rms, delta = [sizes(initial)], [torch.zeros(layers, len(seeds), device=device)]
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     for _ in range(steps):
-        indices = [_sample_indices(len(images), BATCH_SIZE, g).to(device) for g in generators]
+        indices = [sample_indices(len(images), BATCH_SIZE, g).to(device) for g in generators]
         targets = torch.stack([labels[index] for index in indices])
-        loss = batched._mean_cross_entropy(batched._forward(params, [images[index] for index in indices]), targets)
+        logits = batched.batched_forward(params, [images[index] for index in indices])
+        loss = batched.mean_cross_entropy(logits, targets)
         adam.step(torch.autograd.grad(loss.sum(), params))
         now = outputs()
         rms.append(sizes(now))
@@ -384,14 +385,14 @@ def _batched_width(make_model, make_optimizer, width, seeds, steps, train, measu
 MEASUREMENT_SEED = 2025  # which 64 training images every run is measured on
 
 
-def _measurement_images(data, device):
+def measurement_images(data, device):
     """64 fixed training images (and labels), the same for every width, seed and step."""
     (images, labels), _ = resolve_data(data)
-    index = _sample_indices(len(images), BATCH_SIZE, torch.Generator().manual_seed(MEASUREMENT_SEED))
+    index = sample_indices(len(images), BATCH_SIZE, torch.Generator().manual_seed(MEASUREMENT_SEED))
     return images[index].to(device), labels[index].to(device)
 
 
-def _build_model(make_model, width: int, seed: int) -> nn.Module:
+def seeded_model(make_model, width: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)  # build on the CPU under a fixed seed (then move): the same init on every device
     model = make_model(width)
     if not isinstance(model, nn.Module):
@@ -402,12 +403,12 @@ def _build_model(make_model, width: int, seed: int) -> nn.Module:
 def hooked_layers(model: nn.Module, images: torch.Tensor) -> list[str]:
     """The labels of the layer outputs ``coord_check`` records for ``model`` on ``images``
     (raises the same errors as ``coord_check`` for a model it cannot hook)."""
-    recorder = _Recorder(model)
+    recorder = Recorder(model)
     try:
         names, _ = recorder.outputs(model, images)
     finally:
         recorder.remove()
-    return _layer_labels(names)
+    return layer_labels(names)
 
 
 def _supports_batched(probe: nn.Module, make_optimizer) -> bool:
@@ -463,8 +464,8 @@ def coord_check(
     data = resolve_data(data)
     device = get_device(device)
     label = label or _label(make_optimizer)
-    measure = _measurement_images(data, device)
-    probe = _build_model(make_model, widths[0], seeds[0])
+    measure = measurement_images(data, device)
+    probe = seeded_model(make_model, widths[0], seeds[0])
     layers = hooked_layers(probe.to(device), measure[0])  # fails early on a model it cannot hook
     if batched and _supports_batched(probe, make_optimizer):
         mode = "batched over seeds"
@@ -491,7 +492,7 @@ def coord_check(
             continue
         for s, seed in enumerate(seeds):
             names, run_rms, run_delta = _run(make_model, make_optimizer, width, seed, steps, data[0], measure, device)
-            same_layers(width, _layer_labels(names))
+            same_layers(width, layer_labels(names))
             rms[s, w], delta[s, w] = run_rms, run_delta
             bar.update()
     bar.close()

@@ -39,19 +39,19 @@ def resolve_data(data=None):
     return data if data is not None else _cached_mnist(default_source())
 
 
-def _sample_indices(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+def sample_indices(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randint(0, n, (size,), generator=generator)
 
 
-def _build(mlp, hiddens, seed: int, device: torch.device) -> nn.Module:
+def build_model(mlp, hiddens, seed: int, device: torch.device) -> nn.Module:
     # Build on the CPU under a fixed seed, then move: the same init on every device.
     torch.manual_seed(seed)
     return mlp(hidden_sizes=tuple(hiddens)).to(device)
 
 
-def _fixed_batch(data, batch_size: int, seed: int, device):
+def fixed_batch(data, batch_size: int, seed: int, device):
     (images, labels), _ = resolve_data(data)
-    index = _sample_indices(len(images), batch_size, torch.Generator().manual_seed(seed))
+    index = sample_indices(len(images), batch_size, torch.Generator().manual_seed(seed))
     return images[index].to(device), labels[index].to(device)
 
 
@@ -89,9 +89,9 @@ def train_one_step(
     measure, for every hidden activation after the first, the batch mean of
     ``RMS_features(a_after - a_before)`` on that same batch."""
     device = get_device(device)
-    model = _build(mlp, hiddens, seed, device)
+    model = build_model(mlp, hiddens, seed, device)
     opt = optimizer(model.parameters(), lr=lr)
-    images, labels = _fixed_batch(data, batch_size, seed, device)
+    images, labels = fixed_batch(data, batch_size, seed, device)
 
     opt.zero_grad()
     logits, before = model(images)
@@ -179,9 +179,9 @@ def train_one_step_matrices(
                      entrywise_rms=norms.entrywise_rms)
     functions.update(norm_functions or {})
     device = get_device(device)
-    model = _build(mlp, hiddens, seed, device)
+    model = build_model(mlp, hiddens, seed, device)
     opt = optimizer(model.parameters(), lr=lr)
-    images, labels = _fixed_batch(data, batch_size, seed, device)
+    images, labels = fixed_batch(data, batch_size, seed, device)
     weights = [p for p in model.parameters() if p.ndim == 2]
     old = [w.detach().clone() for w in weights]
 
@@ -253,7 +253,7 @@ def train_model(
     if steps < 1:
         raise ValueError(f"steps={steps}: need at least one step.")
     device = get_device(device)
-    model = _build(mlp, hiddens, seed, device)
+    model = build_model(mlp, hiddens, seed, device)
     opt = optimizer(model.parameters(), lr=lr)
     base_lrs = [group["lr"] for group in opt.param_groups]
     (images, labels), _ = resolve_data(data)
@@ -264,7 +264,7 @@ def train_model(
         if lr_factor is not None:
             for group, base in zip(opt.param_groups, base_lrs):
                 group["lr"] = base * lr_factor(step)
-        index = _sample_indices(len(images), batch_size, generator)
+        index = sample_indices(len(images), batch_size, generator)
         opt.zero_grad()
         logits, _ = model(images[index].to(device))
         nn.functional.cross_entropy(logits, labels[index].to(device)).backward()
@@ -492,8 +492,8 @@ def layer_gradient(hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
     """The gradient of the cross-entropy with respect to ``model.layers[layer].weight``
     on the fixed batch of ``train_one_step`` (shape (fan_out, fan_in), on ``device``)."""
     device = get_device(device)
-    model = _build(mlp, hiddens, seed, device)
-    images, labels = _fixed_batch(data, batch_size, seed, device)
+    model = build_model(mlp, hiddens, seed, device)
+    images, labels = fixed_batch(data, batch_size, seed, device)
     nn.functional.cross_entropy(model(images)[0], labels).backward()
     return model.layers[layer].weight.grad.detach()
 
@@ -505,8 +505,8 @@ def muon_lr_sweep(widths: Sequence[int], lrs: Sequence[float], *, scale: str = "
     (``adam_lr`` stays fixed on the input layer, readout and biases); ``hiddens(width)``
     gives the hidden sizes (default ``(width,) * 3``), so the hidden matrices need not be
     square. Batched over learning rates and seeds (``batched.StackedMuon``)."""
-    from helpers.optimizers import MuonAdam, _check_scale
+    from helpers.optimizers import MuonAdam, validate_scale
 
-    _check_scale(scale)
+    validate_scale(scale)
     return lr_sweep(widths, lrs, functools.partial(MuonAdam, scale=scale, **muon_adam), steps=steps, seeds=seeds,
                     data=data, device=device, progress=progress, label=label or f"Muon ({scale})", hiddens=hiddens)

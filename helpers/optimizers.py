@@ -285,7 +285,7 @@ class ScaledSimpleShampoo(SimpleShampoo):
         return orthogonal_updates.shampoo_shape_scale(*fan_out_fan_in(p))
 
 
-def _check_scale(scale: str) -> None:
+def validate_scale(scale: str) -> None:
     scales = orthogonal_updates.MUON_SCALES  # read at call time: the student's file may be mid-edit
     if scale not in scales:
         raise ValueError(f"Unknown Muon scale {scale!r}; use one of {scales}.")
@@ -310,7 +310,7 @@ class Muon(CourseOptimizer):
 
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
                  scale: str = "spectral"):
-        _check_scale(scale)
+        validate_scale(scale)
         defaults = dict(lr=check_positive("lr", lr), momentum=_check_beta("momentum", momentum),
                         nesterov=bool(nesterov), ns_steps=int(ns_steps), scale=scale)
         super().__init__(params, defaults)
@@ -350,7 +350,7 @@ class MuonAdam(CourseOptimizer):
 
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
                  scale: str = "spectral", adam_lr: float = 0.003, b1: float = 0.9, b2: float = 0.999):
-        _check_scale(scale)
+        validate_scale(scale)
         defaults = dict(lr=check_positive("lr", lr), momentum=_check_beta("momentum", momentum),
                         nesterov=bool(nesterov), ns_steps=int(ns_steps), scale=scale,
                         adam_lr=check_positive("adam_lr", adam_lr), b1=_check_beta("b1", b1), b2=_check_beta("b2", b2))

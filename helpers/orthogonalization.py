@@ -90,13 +90,13 @@ def gradient_ranks(hiddens, *, data, seed: int = 0, batch_size: int = 64, rtol: 
     ``experiments.train_one_step``, with the model and data in float32 and again in
     float64 (same init, same batch, CPU). Rounding-level singular values of the float32
     gradient that are real directions would also show up in float64."""
-    from helpers.experiments import _build, _fixed_batch
+    from helpers.experiments import build_model, fixed_batch
     from helpers.models import MLP
 
     ranks = {}
     for name, dtype in (("float32", torch.float32), ("float64", torch.float64)):
-        model = _build(MLP, hiddens, seed, torch.device("cpu")).to(dtype)
-        images, labels = _fixed_batch(data, batch_size, seed, "cpu")
+        model = build_model(MLP, hiddens, seed, torch.device("cpu")).to(dtype)
+        images, labels = fixed_batch(data, batch_size, seed, "cpu")
         nn.functional.cross_entropy(model(images.to(dtype))[0], labels).backward()
         ranks[name] = [numerical_rank(layer.weight.grad, rtol) for layer in model.layers]
     return ranks
@@ -205,11 +205,11 @@ def gradient_after_training(hiddens=(128, 128, 128), optimizer=None, lr: float =
     """Train the course MLP ``steps`` steps (``experiments.train_model``, default SimpleAdam),
     then return the gradient of ``model.layers[layer].weight`` on the fixed batch of
     ``batch_size`` training images of ``experiments.train_one_step``."""
-    from helpers.experiments import _fixed_batch, train_model
+    from helpers.experiments import fixed_batch, train_model
     from helpers.optimizers import SimpleAdam
 
     model, _ = train_model(hiddens, optimizer or SimpleAdam, lr, steps=steps, seed=seed, data=data, device=device)
-    images, labels = _fixed_batch(data, batch_size, seed, next(model.parameters()).device)
+    images, labels = fixed_batch(data, batch_size, seed, next(model.parameters()).device)
     model.zero_grad()
     nn.functional.cross_entropy(model(images)[0], labels).backward()
     return model.layers[layer].weight.grad.detach()

@@ -28,14 +28,14 @@ from torch import nn
 from helpers import norms
 from helpers.coord_check import (
     BATCH_SIZE,
-    _build_model,
-    _layer_labels,
-    _measurement_images,
-    _per_example_rms,
-    _Recorder,
+    Recorder,
+    layer_labels,
+    measurement_images,
+    per_example_rms,
+    seeded_model,
 )
 from helpers.device import get_device, to_numpy
-from helpers.experiments import _sample_indices, resolve_data
+from helpers.experiments import resolve_data, sample_indices
 from helpers.verdicts import shared_learning_rates
 
 KINDS = ("input weights", "input biases", "hidden weights", "hidden biases", "readout weights", "readout biases")
@@ -112,7 +112,7 @@ def parameterization_rules(setups: dict, widths: Sequence[int], seeds: Sequence[
         for width in widths:
             squares, counts = {}, {}
             for s, seed in enumerate(seeds):
-                model = _build_model(make_model, width, seed)
+                model = seeded_model(make_model, width, seed)
                 by_kind = _parameters_by_kind(model)
                 kinds = kinds or list(by_kind)
                 for kind, params in by_kind.items():
@@ -193,21 +193,21 @@ def one_step_spectral(make_model: Callable, make_optimizer: Callable, widths: Se
     data = resolve_data(data)
     device = get_device(device)
     (images, labels), _ = data
-    measure_images, _ = _measurement_images(data, device)
+    measure_images, _ = measurement_images(data, device)
     shape = (len(seeds), len(widths))
     arrays = None
     layers = None
     for s, seed in enumerate(seeds):
         for w, width in enumerate(widths):
             matrix_norm = norm or norms.rms_to_rms_norm
-            model = _build_model(make_model, width, seed).to(device)
+            model = seeded_model(make_model, width, seed).to(device)
             weights = [layer.weight for layer in model.layers]
             before = [W.detach().clone() for W in weights]
             optimizer = make_optimizer(model.parameters())
-            recorder = _Recorder(model)
+            recorder = Recorder(model)
             try:
                 names, initial = recorder.outputs(model, measure_images)
-                index = _sample_indices(len(images), BATCH_SIZE, torch.Generator().manual_seed(seed))
+                index = sample_indices(len(images), BATCH_SIZE, torch.Generator().manual_seed(seed))
                 optimizer.zero_grad()
                 out = model(images[index].to(device))
                 logits = out[0] if isinstance(out, (tuple, list)) else out
@@ -217,17 +217,17 @@ def one_step_spectral(make_model: Callable, make_optimizer: Callable, widths: Se
             finally:
                 recorder.remove()
             if arrays is None:
-                layers = _layer_labels(names)
+                layers = layer_labels(names)
                 arrays = {q: np.empty(shape + (len(layers),)) for q in OneStepSpectral.QUANTITIES + ("lr",)}
                 arrays["fan_in"] = np.empty((len(widths), len(layers)))
-            arrays["rms"][s, w] = to_numpy(torch.stack([_per_example_rms(a) for a in initial]))
-            arrays["delta"][s, w] = to_numpy(torch.stack([_per_example_rms(a - a0) for a, a0 in zip(now, initial)]))
+            arrays["rms"][s, w] = to_numpy(torch.stack([per_example_rms(a) for a in initial]))
+            arrays["delta"][s, w] = to_numpy(torch.stack([per_example_rms(a - a0) for a, a0 in zip(now, initial)]))
             arrays["weight_norm"][s, w] = [float(matrix_norm(W0)) for W0 in before]
             changes = [W.detach() - W0 for W, W0 in zip(weights, before)]
             arrays["update_norm"][s, w] = [float(matrix_norm(dW)) for dW in changes]
             inputs = [measure_images.reshape(len(measure_images), -1)] + initial[:-1]  # what each layer receives
             for key, matrices in (("weight_alignment", before), ("update_alignment", changes)):
-                arrays[key][s, w] = [float(_per_example_rms(x @ A.T) / _per_example_rms(x)) / size
+                arrays[key][s, w] = [float(per_example_rms(x @ A.T) / per_example_rms(x)) / size
                                      for A, x, size in zip(matrices, inputs, arrays[key.split("_")[0] + "_norm"][s, w])]
             arrays["lr"][s, w] = [_adam_lr(optimizer, W) for W in weights]
             arrays["fan_in"][w] = [W.shape[1] for W in weights]

@@ -12,7 +12,7 @@ import torch
 
 from helpers import schedules
 from helpers.device import to_numpy
-from helpers.experiments import _build, lr_sweep, train_model
+from helpers.experiments import build_model, lr_sweep, train_model
 from helpers.models import MLP
 from helpers.optimizers import ADAM_EPS, EpsilonScheduledAdam, SimpleAdam
 from helpers.verdicts import (
@@ -216,7 +216,7 @@ def epsilon_equivalence(hiddens=(64, 64, 64), lr: float = 0.01, *, steps: int = 
     common = dict(steps=steps, seed=seed, data=data, device=device)
     model_lr, curve_lr = train_model(hiddens, SimpleAdam, lr, lr_factor=factor, **common)
     model_eps, curve_eps = train_model(hiddens, scheduled, lr, **common)
-    model_0 = _build(MLP, hiddens, seed, next(model_lr.parameters()).device)  # train_model's initial weights
+    model_0 = build_model(MLP, hiddens, seed, next(model_lr.parameters()).device)  # train_model's initial weights
     moved = parameters_distance(model_lr, model_0)
     eps = torch.cat(last_eps)
     quantiles = torch.quantile(eps.double().cpu()[:: max(1, len(eps) // 100000)],

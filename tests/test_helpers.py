@@ -391,10 +391,10 @@ def test_parameters_with_more_than_two_dims(optimizer):
 
 # ---------------------------------------------------------------- the validation loss is held out
 def _batches_used(n_train: int, steps: int, seed: int, batch_size: int = 64) -> set[int]:
-    from helpers.experiments import _sample_indices
+    from helpers.experiments import sample_indices
 
     generator = torch.Generator().manual_seed(seed)
-    return {int(i) for _ in range(steps) for i in _sample_indices(n_train, batch_size, generator)}
+    return {int(i) for _ in range(steps) for i in sample_indices(n_train, batch_size, generator)}
 
 
 def test_the_validation_loss_is_measured_on_held_out_images_only(mnist_subset):

@@ -8,7 +8,7 @@ import torch
 
 from grading import cases
 from grading.collect import attempt, number, tensor
-from grading.judge import Criterion, Finding, Tally, _svdvals, array, close
+from grading.judge import Criterion, Finding, Tally, array, close, svd_values
 from grading.parts import Mistake, Part
 
 PART = Part("bonus_shape_scale", 1, "bonus: the shape factor of `ScaledSimpleShampoo` (`shampoo_shape_scale`)",
@@ -56,7 +56,7 @@ def judge(part, measured: dict, ref) -> list[Criterion]:
     if not tally.failures and not tally.errors and isinstance(step, dict) and "ok" in step:
         for shape, update in zip(SCALE_STEP_SHAPES, step["ok"]):
             u = array(update)
-            induced = math.sqrt(shape[1] / shape[0]) * _svdvals(u)[0] if u is not None and u.shape == shape else -1
+            induced = math.sqrt(shape[1] / shape[0]) * svd_values(u)[0] if u is not None and u.shape == shape else -1
             if not close(induced, SCALE_LR):
                 tally.fail(None, {})
 

@@ -7,7 +7,7 @@ import torch
 
 from grading import cases
 from grading.collect import attempt, tensor
-from grading.judge import Criterion, Finding, Tally, _svdvals, array, polar
+from grading.judge import Criterion, Finding, Tally, array, polar, svd_values
 from grading.parts import Mistake, Part
 
 PART = Part("e_shampoo", 2, "2e: Shampoo without accumulation (`orthogonalize_svd`)",
@@ -73,7 +73,7 @@ def judge(part, measured: dict, ref) -> list[Criterion]:
             ortho.fail(None, dict(finite=False))
             vectors.fail(None, dict(finite=False))
             continue
-        s = _svdvals(out)
+        s = svd_values(out)
         expected = polar(M.double().numpy())
         if not np.allclose(s, 1.0, atol=2e-3):
             ortho.fail(s, dict(M=M.double().numpy()))
@@ -95,7 +95,7 @@ def judge(part, measured: dict, ref) -> list[Criterion]:
         (lambda got, c: c.get("shape"), shape),
         (lambda got, c: c.get("finite") is False, Finding("the result has infinite or NaN entries",
                                                           "take the SVD of the input itself")),
-        (lambda got, c: np.allclose(got / got[0], _svdvals(c["M"]) / _svdvals(c["M"])[0], rtol=1e-3), Finding(
+        (lambda got, c: np.allclose(got / got[0], svd_values(c["M"]) / svd_values(c["M"])[0], rtol=1e-3), Finding(
             "the result keeps the spread of the input's singular values: it is rescaled, not orthogonalised",
             "every singular value of U V^T is one")),
     ], Finding("the singular values of the result are not all one", "every singular value of U V^T is one"))

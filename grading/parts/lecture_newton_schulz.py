@@ -7,7 +7,7 @@ import torch
 
 from grading import cases
 from grading.collect import attempt, tensor
-from grading.judge import Criterion, Finding, Tally, _svdvals, array, polar
+from grading.judge import Criterion, Finding, Tally, array, polar, svd_values
 from grading.parts import Part
 
 PART = Part("lecture_newton_schulz", 2, "lecture: the Newton-Schulz iteration (`newton_schulz`)",
@@ -96,7 +96,7 @@ def judge(part, measured: dict, ref) -> list[Criterion]:
             (lambda got, c: got is None or got.shape != c["expected"].shape, Finding(
                 "the result's shape differs from the input's", "the code around your region transposes a tall "
                 "matrix before and after; iterate on X as it is given")),
-            (lambda got, c: not np.all(np.isfinite(got)) or _svdvals(got)[0] > 10, Finding(
+            (lambda got, c: not np.all(np.isfinite(got)) or svd_values(got)[0] > 10, Finding(
                 "the iteration diverges on inputs with large entries: singular values start above one",
                 "the polynomial maps (0, 1] near one; scale X first as the docstring says")),
             (lambda got, c: near(got, _ns_variant(c["G"], norm=None)), Finding(
