@@ -183,11 +183,11 @@ def test_08_transfer_verdict_is_noise_aware_and_compares_factors_where_they_diff
 
 # ---------------------------------------------------------------- the student-visible text of 06-08
 def _student_visible(name):
-    """Text of every cell the student release keeps, with solution regions removed."""
+    """Text of every cell the student release keeps, without solution regions and written answers."""
     notebook = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
     texts = []
     for cell in notebook["cells"]:
-        if "solutions-only" in cell.get("metadata", {}).get("tags", []):
+        if {"solutions-only", "answer"} & set(cell.get("metadata", {}).get("tags", [])):  # left out, or the stub
             continue
         source = "".join(cell["source"])
         texts.append(re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "", source, flags=re.S))
