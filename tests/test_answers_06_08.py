@@ -112,6 +112,37 @@ def test_07_real_gradient_has_a_spread_spectrum_and_follows_the_map(executed_not
     assert "float32 has the scalar map's count after every number of steps: True" in stdout
 
 
+def test_07_low_precision_survey_spans_seeds_and_layers_and_its_summary_is_recomputed(executed_notebooks):
+    """"Low precision needs few steps" was drawn from one gradient: it is now a survey of every layer's
+    gradient over several seeds, and its printed summary is recomputed here from the per-gradient rows."""
+    run = executed_notebooks["07_muon_newton_schulz"]
+    answers, stdout = run.answers, run.stdout
+    rows = answers["survey"]
+    assert len(answers["survey_seeds"]) >= 3 and len({row["seed"] for row in rows}) == len(answers["survey_seeds"])
+    assert len({tuple(row["shape"]) for row in rows}) >= 3  # several shapes: input, hidden, readout
+    for row in rows:
+        counts, rank = row["counts"], row["rank"]
+        assert rank <= min(row["shape"]) and max(counts["float32"]) <= rank  # float32 never exceeds the rank
+        exceeding = [k for k, count in enumerate(counts["bfloat16"]) if count > rank]
+        assert row["first_exceeding"] == (exceeding[0] if exceeding else None)
+        if tuple(row["shape"])[0] == 10:  # the readout: the softmax gradient sums to 0 over the classes
+            assert rank <= 9
+    firsts = [row["first_exceeding"] for row in rows]
+    reached = [first for first in firsts if first is not None]
+    assert answers["survey_within_five"] == sum(first is not None and first <= 5 for first in firsts)
+    assert answers["survey_reached"] == len(reached)
+    assert answers["survey_first_range"] == ([min(reached), max(reached)] if reached else None)
+    bf16 = [row["outside"]["bfloat16"] for row in rows]
+    f32 = [row["outside"]["float32"] for row in rows]
+    assert answers["survey_outside_bfloat16"] == pytest.approx([min(bf16), max(bf16)])
+    assert answers["survey_outside_float32"] == pytest.approx([min(f32), max(f32)])
+    assert f"within 5 steps in {answers['survey_within_five']}; within" in stdout
+    # the prose states no rule from the one gradient; it points at the survey and calls the rest a hypothesis
+    prose = " ".join(run.markdown.split())
+    assert "Low precision needs few steps on a rank-deficient matrix." not in prose
+    assert "survey" in prose and "hypothesis" in prose
+
+
 def test_07_timing_verdicts_follow_the_measurement(executed_notebooks):
     from helpers.orthogonalization import speed_verdicts
 
