@@ -292,7 +292,12 @@ def validate_scale(scale: str) -> None:
 
 
 def muon_update(state: dict, grad: torch.Tensor, group: dict) -> torch.Tensor:
-    """Momentum (optionally Nesterov), Newton-Schulz, shape scale: Muon's direction."""
+    """Momentum, Newton-Schulz, shape scale: Muon's direction.
+
+    ``m_t = mu m_{t-1} + (1 - mu) g_t`` (``mu = group["momentum"]``); with ``group["nesterov"]``
+    (the course's default) the direction is ``(1 - mu) g_t + mu m_t``, else ``m_t`` (plain momentum).
+    ``m_t`` is the plain form ``B_t = mu B_{t-1} + g_t`` times ``1 - mu``, a factor Newton-Schulz's
+    normalisation removes (up to its ``eps``)."""
     if not state:
         state["momentum"] = torch.zeros_like(grad)
     buffer = state["momentum"].lerp_(grad, 1 - group["momentum"])
@@ -303,7 +308,14 @@ def muon_update(state: dict, grad: torch.Tensor, group: dict) -> torch.Tensor:
 
 
 class Muon(CourseOptimizer):
-    """Muon for weight matrices: ``W <- W - lr * scale * NS(momentum)``.
+    """Muon for weight matrices: ``W <- W - lr * scale * NS(direction)``.
+
+    Muon is often written with plain momentum, ``B_t = mu B_{t-1} + g_t``,
+    ``W <- W - lr * NS(B_t)``. This class uses **Nesterov momentum by default**
+    (``nesterov=True``): the direction is ``(1 - mu) g_t + mu m_t`` with
+    ``m_t = mu m_{t-1} + (1 - mu) g_t`` (:func:`muon_update`); ``nesterov=False`` gives the plain
+    form (``m_t`` is ``B_t`` times ``1 - mu``, which Newton-Schulz's normalisation removes). A choice
+    of the course's code; notebook 08 measures both on its setup.
 
     Only 2-D parameters: give biases, the input layer and the readout to Adam
     (see ``MuonAdam`` / ``muon_param_groups``)."""
@@ -346,7 +358,8 @@ class MuonAdam(CourseOptimizer):
     layer, the readout and the biases, as practitioners combine them.
 
     Takes ``model.parameters()`` (roles found by position, as in SimpleAdamMuP)
-    or the groups of ``muon_param_groups``; ``lr`` is Muon's learning rate."""
+    or the groups of ``muon_param_groups``; ``lr`` is Muon's learning rate. Its Muon part uses
+    Nesterov momentum by default, as :class:`Muon` does (``nesterov=False``: plain momentum)."""
 
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
                  scale: str = "spectral", adam_lr: float = 0.003, b1: float = 0.9, b2: float = 0.999):

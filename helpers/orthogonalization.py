@@ -8,7 +8,8 @@
   :func:`spectral_steepest_descent`.
 * Newton-Schulz (07): the scalar maps that act on singular values
   (:func:`polynomial_map`, :func:`iterate_map`, :func:`quintic_band`), a trace of the
-  iteration on a real gradient (:func:`newton_schulz_trace`), and timings against
+  iteration on a real gradient (:func:`newton_schulz_trace`), the same in float32 and bfloat16
+  over several gradients (:func:`low_precision_survey`), and timings against
   the SVD (:func:`time_orthogonalization`, :func:`speed_verdicts`).
 """
 
@@ -200,19 +201,50 @@ def newton_schulz_trace(G: torch.Tensor, steps: int, coefficients, dtype=None, r
     return result
 
 
-def gradient_after_training(hiddens=(128, 128, 128), optimizer=None, lr: float = 0.003, *, steps: int = 100,
-                            layer: int = 2, data=None, batch_size: int = 64, seed: int = 0, device=None):
+def gradients_after_training(hiddens=(128, 128, 128), optimizer=None, lr: float = 0.003, *, steps: int = 100,
+                             data=None, batch_size: int = 64, seed: int = 0, device=None) -> list:
     """Train the course MLP ``steps`` steps (``experiments.train_model``, default SimpleAdam),
-    then return the gradient of ``model.layers[layer].weight`` on the fixed batch of
-    ``batch_size`` training images of ``experiments.train_one_step``."""
+    then return the gradient of every layer's weight, in model order, on the fixed batch of
+    ``batch_size`` training images of ``experiments.train_one_step`` (the seed sets the initial
+    weights, the training batches and that batch)."""
     from helpers.experiments import fixed_batch, train_model
     from helpers.optimizers import SimpleAdam
 
-    model, _ = train_model(hiddens, optimizer or SimpleAdam, lr, steps=steps, seed=seed, data=data, device=device)
+    model, _ = train_model(hiddens, optimizer or SimpleAdam, lr, steps=steps, seed=seed, data=data, device=device,
+                           evaluate_from=steps)  # no validation curve needed: only the last step is evaluated
     images, labels = fixed_batch(data, batch_size, seed, next(model.parameters()).device)
     model.zero_grad()
     nn.functional.cross_entropy(model(images)[0], labels).backward()
-    return model.layers[layer].weight.grad.detach()
+    return [layer.weight.grad.detach() for layer in model.layers]
+
+
+def gradient_after_training(hiddens=(128, 128, 128), optimizer=None, lr: float = 0.003, *, steps: int = 100,
+                            layer: int = 2, data=None, batch_size: int = 64, seed: int = 0, device=None):
+    """``gradients_after_training(...)[layer]``: one layer's gradient after ``steps`` steps of training."""
+    return gradients_after_training(hiddens, optimizer, lr, steps=steps, data=data, batch_size=batch_size, seed=seed,
+                                    device=device)[layer]
+
+
+def low_precision_survey(gradients: dict, steps: int, coefficients, band, after: int = 5) -> dict:
+    """:func:`newton_schulz_trace` in float32 and in bfloat16 for each gradient of ``gradients``
+    (name -> matrix), counted against ``band = (low, high)``: per gradient its shape, its rank r,
+    the number of singular values of the result in the band after 0..steps steps in each dtype,
+    ``first_exceeding`` (the first step count at which bfloat16 has more of them than r: directions
+    the gradient does not have; None if never) and ``outside`` (the spectral norm of the part of the
+    result outside the gradient's rank-r subspaces) after ``after`` steps in each dtype."""
+    low, high = band
+    rows = {}
+    for name, G in gradients.items():
+        traces = {dtype_name: newton_schulz_trace(G, steps, coefficients, dtype)
+                  for dtype_name, dtype in (("float32", None), ("bfloat16", torch.bfloat16))}
+        rank = traces["float32"]["rank"]
+        counts = {dtype_name: [int(((v >= low) & (v <= high)).sum()) for v in trace["singular_values"]]
+                  for dtype_name, trace in traces.items()}
+        exceeding = [k for k in range(steps + 1) if counts["bfloat16"][k] > rank]
+        rows[name] = dict(shape=tuple(G.shape), rank=rank, counts=counts,
+                          first_exceeding=exceeding[0] if exceeding else None,
+                          outside={dtype_name: float(trace["outside"][after]) for dtype_name, trace in traces.items()})
+    return {"rows": rows, "steps": steps, "after": after, "band": (float(low), float(high))}
 
 
 # ---------------------------------------------------------------- timings (07)

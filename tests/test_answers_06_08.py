@@ -112,6 +112,37 @@ def test_07_real_gradient_has_a_spread_spectrum_and_follows_the_map(executed_not
     assert "float32 has the scalar map's count after every number of steps: True" in stdout
 
 
+def test_07_low_precision_survey_spans_seeds_and_layers_and_its_summary_is_recomputed(executed_notebooks):
+    """"Low precision needs few steps" was drawn from one gradient: it is now a survey of every layer's
+    gradient over several seeds, and its printed summary is recomputed here from the per-gradient rows."""
+    run = executed_notebooks["07_muon_newton_schulz"]
+    answers, stdout = run.answers, run.stdout
+    rows = answers["survey"]
+    assert len(answers["survey_seeds"]) >= 3 and len({row["seed"] for row in rows}) == len(answers["survey_seeds"])
+    assert len({tuple(row["shape"]) for row in rows}) >= 3  # several shapes: input, hidden, readout
+    for row in rows:
+        counts, rank = row["counts"], row["rank"]
+        assert rank <= min(row["shape"]) and max(counts["float32"]) <= rank  # float32 never exceeds the rank
+        exceeding = [k for k, count in enumerate(counts["bfloat16"]) if count > rank]
+        assert row["first_exceeding"] == (exceeding[0] if exceeding else None)
+        if tuple(row["shape"])[0] == 10:  # the readout: the softmax gradient sums to 0 over the classes
+            assert rank <= 9
+    firsts = [row["first_exceeding"] for row in rows]
+    reached = [first for first in firsts if first is not None]
+    assert answers["survey_within_five"] == sum(first is not None and first <= 5 for first in firsts)
+    assert answers["survey_reached"] == len(reached)
+    assert answers["survey_first_range"] == ([min(reached), max(reached)] if reached else None)
+    bf16 = [row["outside"]["bfloat16"] for row in rows]
+    f32 = [row["outside"]["float32"] for row in rows]
+    assert answers["survey_outside_bfloat16"] == pytest.approx([min(bf16), max(bf16)])
+    assert answers["survey_outside_float32"] == pytest.approx([min(f32), max(f32)])
+    assert f"within 5 steps in {answers['survey_within_five']}; within" in stdout
+    # the prose states no rule from the one gradient; it points at the survey and calls the rest a hypothesis
+    prose = " ".join(run.markdown.split())
+    assert "Low precision needs few steps on a rank-deficient matrix." not in prose
+    assert "survey" in prose and "hypothesis" in prose
+
+
 def test_07_timing_verdicts_follow_the_measurement(executed_notebooks):
     from helpers.orthogonalization import speed_verdicts
 
@@ -126,12 +157,13 @@ def test_07_timing_verdicts_follow_the_measurement(executed_notebooks):
 
 # ---------------------------------------------------------------- 08
 def test_08_comparison_ranks_only_what_holds_on_every_seed(executed_notebooks):
-    from helpers.verdicts import clear_winner
+    from helpers.verdicts import clear_winner, paired_comparison
 
     run = executed_notebooks["08_muon_training"]
     answers, stdout = run.answers, run.stdout
     names, losses = answers["comparison_names"], np.array(answers["comparison_losses"])
     assert losses.shape == (len(answers["seeds"]), len(names)) and len(answers["seeds"]) >= 3
+    assert {"Shampoo", "Shampoo (rank)", "Muon + Adam"} <= set(names)
     assert not any(answers["comparison_at_edge"].values())  # every best rate inside its grid
     assert answers["comparison_winner"] == clear_winner(losses, names)
     lower = {tuple(pair) for pair in answers["comparison_lower"]}
@@ -142,12 +174,42 @@ def test_08_comparison_ranks_only_what_holds_on_every_seed(executed_notebooks):
     # the prose ranks nothing itself (the pairs decided changed with the validation images and the
     # device) and calls its explanation a hypothesis
     prose = " ".join(run.markdown.split())
-    assert "which pairs are decided, and which are not, is printed above" in prose and "hypothesis" in prose
+    assert "which pairs this run cannot separate, is printed above" in prose and "hypothesis" in prose
     assert "lower than Adam and than muP on every seed" not in prose
     undecided = {tuple(sorted(pair)) for pair in answers["comparison_undecided"]}
     assert undecided == {tuple(sorted((a, b))) for i, a in enumerate(names) for b in names[i + 1:]
                          if (a, b) not in lower and (b, a) not in lower}
+    for a, b in answers["comparison_undecided"]:
+        assert f"{a} from {b}" in stdout
     assert f"lowest on every seed: {answers['comparison_winner'] or 'no clear winner'}" in stdout
+    # the one mechanism tested (rounding directions) is a paired comparison, recomputed here
+    column = {name: losses[:, j] for j, name in enumerate(names)}
+    rounding = paired_comparison(column["Shampoo"] - column["Shampoo (rank)"])
+    assert answers["rounding_directions"]["mean"] == pytest.approx(rounding.mean)
+    assert answers["rounding_directions"]["detected"] == rounding.detected
+    assert ("dropping the rounding directions (Shampoo minus Shampoo (rank), each at its best rate, per seed): "
+            + rounding.describe("the rank-restricted step lower", "the rank-restricted step higher")) in stdout
+
+
+def test_08_states_nesterov_momentum_and_measures_it_against_plain(executed_notebooks):
+    """The course's Muon uses Nesterov momentum where Muon is often written with plain momentum: the
+    student-visible text says so, and a solutions-only cell compares the two, noise-aware."""
+    from helpers.verdicts import paired_comparison
+
+    run = executed_notebooks["08_muon_training"]
+    answers, stdout = run.answers, run.stdout
+    visible = " ".join(_student_visible("08_muon_training").split())
+    assert "Nesterov momentum by default" in visible and "B_t = mu B_{t-1} + G_t" in visible
+    names, losses = answers["comparison_names"], np.array(answers["comparison_losses"])
+    nesterov = losses[:, names.index("Muon + Adam")]
+    plain_losses = np.array(answers["plain_momentum_losses"])[:, 0, :]
+    best = int(np.argmin(plain_losses.mean(axis=0)))
+    assert answers["plain_momentum_best_lr"] == pytest.approx(answers["comparison_lrs"]["Muon + Adam"][best])
+    effect = paired_comparison(plain_losses[:, best] - nesterov)
+    assert answers["momentum_effect"]["mean"] == pytest.approx(effect.mean)
+    assert effect.describe("Nesterov lower", "plain lower") in stdout
+    if not effect.detected:
+        assert "not detected with 5 seeds; smallest detectable effect" in stdout
 
 
 def test_08_transfer_verdict_is_noise_aware_and_compares_factors_where_they_differ(executed_notebooks):
@@ -155,13 +217,15 @@ def test_08_transfer_verdict_is_noise_aware_and_compares_factors_where_they_diff
 
     run = executed_notebooks["08_muon_training"]
     answers, stdout = run.answers, run.stdout
-    lrs, widths = answers["muon_lrs"], answers["widths"]
+    widths = answers["widths"]
     # the hidden matrices are not square: spectral and keller differ on the wide one at every width but the first
     factors = answers["shape_factors"]
     assert all(s[1] < k[1] for s, k in zip(factors["spectral"][1:], factors["keller"][1:]))
     assert factors["moonlight"][-1][0] > 2 * factors["moonlight"][0][0]  # grows with the width
     verdicts = {}
     for scale, losses in answers["sweep_losses"].items():
+        lrs = answers["muon_lrs"][scale]
+        assert np.allclose(np.diff(np.log2(lrs)), 1)  # factors of 2: grid steps comparable across factors
         losses = np.array(losses)
         assert losses.shape == (len(answers["seeds"]), len(widths), len(lrs))
         verdicts[scale] = shared_learning_rates(losses, lrs)
@@ -179,6 +243,14 @@ def test_08_transfer_verdict_is_noise_aware_and_compares_factors_where_they_diff
         assert all(a >= b for a, b in zip(best, best[1:])) and best[0] > best[-1]
     assert answers["grid_steps"]["spectral"] < answers["grid_steps"]["keller"] < answers["grid_steps"]["moonlight"]
     assert f"factors with a learning rate good at every width: {answers['transferring_scales']}" in stdout
+    # two factors that both transfer are not ranked: the run says it cannot separate them
+    transferring = answers["transferring_scales"]
+    pairs = [[a, b] for i, a in enumerate(transferring) for b in transferring[i + 1:]]
+    assert answers["inseparable_scales"] == pairs
+    for a, b in pairs:
+        assert f"this run cannot separate {a} from {b}" in stdout
+    prose = " ".join(run.markdown.split())
+    assert "the run cannot separate them" in prose
 
 
 # ---------------------------------------------------------------- the student-visible text of 06-08

@@ -230,6 +230,31 @@ def test_11_gradient(executed_notebooks):
     assert answers["gradient_spread"] > 10 and answers["ns_spread"] < answers["gradient_spread"] / 10
 
 
+def test_11_words_about_ns_singular_values_follow_the_printed_numbers(executed_notebooks):
+    """The text once said "a narrow range around 1" beside a printed range [0.32, 1.20]: the words are
+    now printed from the run, and the band is notebook 07's 5-step band, recomputed here."""
+    from helpers.orthogonal_updates import QUINTIC
+    from helpers.orthogonalization import quintic_band
+
+    run = executed_notebooks["11_muon_linear_regression"]
+    answers, stdout = run.answers, run.stdout
+    band = quintic_band(QUINTIC, steps=5)["after"]
+    assert answers["ns_band_07"] == pytest.approx(list(band))
+    low, high = answers["ns_range"]
+    share = answers["ns_in_band_share"]
+    assert 0 <= share <= 1
+    assert ("the smallest lie below it" in stdout) == (low < band[0])
+    assert ("the largest lie above it" in stdout) == (high > band[1])
+    if low < band[0] or high > band[1]:  # some value outside the band: the share cannot be all
+        assert share < 1 and "not all in the band: " in stdout
+    else:
+        assert share == 1 and "all in the band around 1" in stdout
+    assert f"NS(G_t): singular values in [{low:.2f}, {high:.2f}]" in stdout
+    assert f"{share:.0%}" in stdout
+    markdown = " ".join(run.markdown.split())
+    assert "narrow range around 1" not in markdown
+
+
 def test_11_muon_first_step_has_the_rms_norm_of_the_map_as_used(executed_notebooks):
     """W is used as x -> x @ W (fan-in d+1, fan-out D): Muon's first step has RMS->RMS norm
     lr * s_max(NS(G)) for that map. Handing Muon W itself (the old code) is off by (d+1)/D."""

@@ -6,6 +6,7 @@ muPs use the notebook's (64-1024, the widths at which TP5's readout is anchored 
 
 import functools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -464,8 +465,18 @@ def test_12_coordinate_check_verdicts(executed_notebooks):
     # behaves at later steps depends on the widths: the prose leaves it to the printed verdicts.)
     assert verdicts("sqrt_rule", first)[0] == "flat" and "growing" in verdicts("sqrt_rule", first)[1:]
     assert verdicts("mup", hidden)[0] == "flat" and "growing" not in verdicts("mup", hidden)
-    # The prose quotes no run but this one.
+    # The prose quotes no run but this one: no widths of another device in the text; the widths are
+    # printed from this run, with its device, and are the ones each check ran at.
     assert "H100" not in run.markdown and "the CPU's widths" not in run.markdown
+    markdown = " ".join(run.markdown.split())
+    assert "on a CPU this notebook stops" not in markdown and "to 4096" not in markdown
+    assert not re.search(r"\b(256|1024|2048|4096)\b", markdown)
+    assert f"device: {answers['device']}" in stdout
+    families = {"adam": "adam", "mup": "adam", "tp5": "adam", "muon_spectral": "muon", "shampoo": "shampoo"}
+    for name, family in families.items():
+        widths = answers["widths"][family]
+        assert answers[name]["widths"] == widths
+        assert f"{family:>7}: {tuple(widths)}" in stdout
     if answers["device"] != "cpu":  # CUDA runs widths up to 4096: the verdicts below were measured on the CPU's
         return
     assert answers["tp5_passes"] is True

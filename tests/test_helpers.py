@@ -413,3 +413,19 @@ def test_the_validation_loss_is_measured_on_held_out_images_only(mnist_subset):
     # the held-out images: changing them changes the validation loss
     other_held = torch.rand_like(held_x)
     assert not np.allclose(training_curve(data=((train_x, train_y), (other_held, held_y)), **run), base)
+
+
+def test_train_with_lr_evaluates_only_the_last_five_steps_and_gets_the_full_curves_tail(mnist_subset):
+    """Skipping the early validation passes changes no loss: train_with_lr is the mean of the last 5
+    points of the curve that evaluates after every step (a non-batched optimizer, as lr_sweep runs it)."""
+    from helpers.experiments import train_model, training_curve
+
+    run = dict(hiddens=(16, 16, 16), optimizer=SimpleShampoo, lr=0.1, steps=12, seed=3, data=mnist_subset,
+               device="cpu")
+    full = training_curve(**run)
+    tail = train_model(**run, evaluate_from=8)[1]
+    assert len(full) == 12 and len(tail) == 5
+    assert np.array_equal(tail, full[-5:])
+    assert train_with_lr(**run) == float(np.mean(full[-5:]))
+    with pytest.raises(ValueError, match="evaluate_from"):
+        train_model(**run, evaluate_from=13)

@@ -141,3 +141,34 @@ def test_muon_adam_trains_the_course_mlp(mnist_subset):
     final = train_with_lr((64, 64, 64), MuonAdam, 0.1, steps=100, data=mnist_subset, device="cpu")
     assert final <= init_loss - 1.0, (init_loss, final)
     assert np.isfinite(final)
+
+
+def test_muon_default_is_nesterov_and_plain_momentum_is_the_textbook_form():
+    """The docstring's claim: with nesterov=True (the default) Muon orthogonalises (1 - mu) g_t + mu m_t,
+    with nesterov=False the plain form B_t = mu B_{t-1} + g_t (up to the factor 1 - mu that NS removes)."""
+    torch.manual_seed(0)
+    grads = [torch.randn(6, 4) for _ in range(3)]
+    mu, lr = 0.95, 0.1
+    runs = {}
+    for nesterov in (True, False):
+        w = torch.nn.Parameter(torch.zeros(6, 4))
+        opt = Muon([w], lr=lr, momentum=mu, nesterov=nesterov, scale="spectral")
+        steps = []
+        for g in grads:
+            before = w.detach().clone()
+            w.grad = g
+            opt.step()
+            steps.append((before - w.detach()) / lr)
+        runs[nesterov] = steps
+    factor = muon_shape_scale(6, 4, "spectral")
+    m, B = torch.zeros(6, 4), torch.zeros(6, 4)
+    for t, g in enumerate(grads):
+        m = mu * m + (1 - mu) * g
+        B = mu * B + g
+        nesterov_direction = newton_schulz((1 - mu) * g + mu * m) * factor
+        plain_direction = newton_schulz(B) * factor
+        assert torch.allclose(runs[True][t], nesterov_direction, atol=1e-5)
+        assert torch.allclose(runs[False][t], plain_direction, atol=1e-5)
+        if t > 0:  # after the first step the two differ
+            assert not torch.allclose(runs[True][t], runs[False][t], atol=1e-3)
+    assert Muon([torch.nn.Parameter(torch.zeros(2, 2))]).param_groups[0]["nesterov"] is True
