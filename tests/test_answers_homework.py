@@ -68,6 +68,15 @@ def test_00_scaling_laws(executed_notebooks):
     assert abs(answers["signgd_ratio_to_d1"] - math.sqrt(2 / math.pi)) < 0.03
     assert answers["signgd_d2_spread"] < 1e-9
     assert f"d1^{answers['signgd_slope']:.3f}" in stdout
+    # Q1(b)'s constant makes E[RMS(c y')] exactly 1: sqrt(pi/2) / d1, checked within 3 standard errors at
+    # every d1 and d2; the width scaling alone, 1/d1, leaves it at sqrt(2/pi) ~ 0.80, many standard errors off.
+    assert answers["update_constant_d1"] == pytest.approx([math.sqrt(math.pi / 2)] * 10)
+    assert answers["update_constant_within_noise"] is True and answers["update_constant_max_gap_in_standard_errors"] < 3
+    assert "every value is within 3 standard errors of 1" in stdout
+    assert answers["inverse_d1_min_gap_in_standard_errors"] > 10
+    assert all(abs(r - math.sqrt(2 / math.pi)) < 0.03 for r in answers["inverse_d1_expected_rms"])
+    solution = next(c.source for c in run.notebook.cells if "`c = sqrt(π/2)/d1" in c.source)
+    assert "**Answer.**" in solution and "Its width scaling is `1/d1`" in solution
 
 
 def test_01_deltas_follow_fan_in(executed_notebooks):
@@ -306,9 +315,13 @@ def test_scaled_mlp_readout_multiplier():
 
 
 def test_monte_carlo_standard_errors():
-    from helpers.theory import init_rms_squared, signgd_rms_squared
+    from helpers.theory import init_rms_squared, signgd_rms, signgd_rms_squared
 
     mean, error = init_rms_squared(16, 8, trials=400, seed=0, stderr=True)
     assert mean == init_rms_squared(16, 8, trials=400, seed=0) and 0 < error < 0.1 * mean
     mean, error = signgd_rms_squared(16, 8, trials=400, seed=0, stderr=True)
     assert mean == signgd_rms_squared(16, 8, trials=400, seed=0) and 0 < error < 0.1 * mean
+    # E[RMS(y')] from the same draws: its square is at most E[RMS(y')^2] (Jensen), close to it here
+    rms, rms_error = signgd_rms(16, 8, trials=400, seed=0, stderr=True)
+    assert rms == signgd_rms(16, 8, trials=400, seed=0) and 0 < rms_error < 0.1 * rms
+    assert rms ** 2 <= mean < 1.1 * rms ** 2
