@@ -11,6 +11,7 @@ arrays (made by ``to_numpy``); drawing is optional and done by ``helpers.plottin
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,106 @@ def train_one_step(
 
         result.figure = plot_activation_deltas(result, ax=ax)
     return result
+
+
+@dataclass
+class StepAnatomy:
+    """Where each measured activation's change after one step comes from (notebooks 01 and 03).
+
+    For the measured activation ``a_k = sigmoid(W_k h + b_k)`` produced by layer ``k`` from its
+    input ``h`` (the previous hidden activation), all on the batch that made the gradient:
+
+    * ``total``: the batch mean of ``RMS(a_k(after) - a_k(before))``, every layer stepped
+      (what :func:`train_one_step` reports);
+    * ``own``: only layer ``k``'s weight and bias stepped, its input ``h`` as before the step;
+    * ``inherited``: only the layers before ``k`` stepped, layer ``k`` as before: the change that
+      reaches ``a_k`` because its input moved. ``own`` and ``inherited`` need not add up to
+      ``total`` (the sigmoid is not linear, and the two can point different ways);
+    * ``alignment``: the batch mean of ``RMS(dW_k h) / (eta_k ||h||_1)``, with ``dW_k`` the
+      weight step and ``eta_k = max |dW_k|`` its largest entry. It lies in [0, 1] whenever no entry
+      of the step exceeds ``eta_k`` (triangle inequality), and it is 1 exactly when every row of
+      ``dW_k`` is ``±eta_k`` throughout on a positive input: the first Adam step ``-eta sign(G)``
+      with a sign pattern that agrees along each row, notebook 00's SignGD calculation;
+    * ``saturated_before`` / ``saturated_after``: the fraction of the batch's sigmoid outputs
+      ``a_k`` within ``SATURATION`` of 0 or 1, before and after the step (every layer stepped).
+    """
+
+    fan_ins: np.ndarray
+    widths: np.ndarray
+    total: np.ndarray
+    own: np.ndarray
+    inherited: np.ndarray
+    alignment: np.ndarray
+    saturated_before: np.ndarray
+    saturated_after: np.ndarray
+
+    SATURATION = 0.01
+
+    def table(self) -> str:
+        rows = [f"{'width':>6} {'fan-in':>7} {'total':>8} {'own':>8} {'inherited':>10} {'alignment':>10}"]
+        rows += [f"{w:>6} {f:>7} {t:8.4f} {o:8.4f} {i:10.4f} {a:10.3f}" for w, f, t, o, i, a in
+                 zip(self.widths, self.fan_ins, self.total, self.own, self.inherited, self.alignment)]
+        return "\n".join(rows)
+
+
+def _hidden_activations(before: nn.Module, after: nn.Module, images: torch.Tensor, stepped) -> list:
+    """Every hidden sigmoid output of the course MLP, layer ``i`` taken from ``after`` when ``i`` is
+    in ``stepped`` and from ``before`` otherwise."""
+    x, activations = images.reshape(images.shape[0], -1), []
+    for index in range(len(before.layers) - 1):
+        x = torch.sigmoid((after if index in stepped else before).layer_output(index, x))
+        activations.append(x)
+    return activations
+
+
+def step_anatomy(
+    mlp=MLP,
+    hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
+    optimizer=SimpleAdam,
+    lr: float = 0.01,
+    *,
+    data=None,
+    batch_size: int = 64,
+    seed: int = 0,
+    device=None,
+) -> StepAnatomy:
+    """The step of :func:`train_one_step` (same model, batch and seed), taken apart per measured
+    activation as :class:`StepAnatomy` describes."""
+    device = get_device(device)
+    model = _build(mlp, hiddens, seed, device)
+    before = copy.deepcopy(model)
+    opt = optimizer(model.parameters(), lr=lr)
+    images, labels = _fixed_batch(data, batch_size, seed, device)
+    opt.zero_grad()
+    logits, _ = model(images)
+    nn.functional.cross_entropy(logits, labels).backward()
+    opt.step()
+
+    layers = range(len(model.layers))
+    measured = range(1, len(model.layers) - 1)  # the activations after the first hidden layer
+    sat = StepAnatomy.SATURATION
+
+    def rms_change(a, b):
+        return norms.rms(a - b, dim=-1).mean().item()
+
+    def saturated(a):
+        return ((a < sat) | (a > 1 - sat)).float().mean().item()
+
+    with torch.no_grad():
+        old = _hidden_activations(before, model, images, set())
+        new = _hidden_activations(before, model, images, set(layers))
+        rows = []
+        for k in measured:
+            own = _hidden_activations(before, model, images, {k})[k]
+            inherited = _hidden_activations(before, model, images, set(range(k)))[k]
+            step = model.layers[k].weight - before.layers[k].weight
+            h = old[k - 1]
+            alignment = (norms.rms(h @ step.T, dim=-1) / (step.abs().max() * h.abs().sum(-1))).mean().item()
+            rows.append((rms_change(new[k], old[k]), rms_change(own, old[k]), rms_change(inherited, old[k]), alignment,
+                         saturated(old[k]), saturated(new[k])))
+    columns = np.array(rows).T
+    hiddens = tuple(hiddens)
+    return StepAnatomy(np.array(hiddens[:-1]), np.array(hiddens[1:]), *columns)
 
 
 def deltas_over_seeds(hiddens: Sequence[int], optimizer, lr: float, seeds: Sequence[int], *, data=None,

@@ -95,6 +95,21 @@ def test_01_deltas_follow_fan_in(executed_notebooks):
     alternating = answers["alternating"]
     assert alternating["narrow_over_wide"] > 3 and alternating["corr_width"] < 0 < alternating["corr_fan_in"]
     assert answers["check_passed"] is True
+    # The fan-in-8 bar, out of line with the law: the answer says its own step follows the fan-in and most
+    # of its change is inherited from the input layer's step "on every seed tried", and that it moves more
+    # than the fan-in-16 activation on seed 0 and some other seeds.
+    anatomy = answers["anatomy"]
+    n = anatomy["seeds"]
+    assert list(anatomy["fan_ins"][:2]) == [8, 16] and n >= 5
+    assert anatomy["own_smaller"] == n and anatomy["mostly_inherited"] == n
+    assert "its own step follows the fan-in on every seed; most of its change is inherited" in stdout
+    own, inherited, total = (np.array(anatomy[k]) for k in ("own", "inherited", "total"))
+    assert np.all(own[:, 0] < own[:, 1]) and np.all(inherited[:, 0] > own[:, 0])
+    assert total[0, 0] > total[0, 1] and 1 < anatomy["total_larger"] < n
+    assert np.allclose(total[0], course["rms_deltas"])  # the same step as the figure's
+    assert np.mean(np.array(anatomy["alignment"])[:, 0]) < np.min(np.array(anatomy["alignment"])[:, 1:])
+    index, dropped = printed_by_solutions_only_cell(run, "most of its change is inherited")
+    assert dropped and index > first_answer_cell(run)
 
 
 def test_01_alternating_widths_are_checked_right_after_the_student_cell():
