@@ -159,6 +159,24 @@ def test_03_mup_deltas_are_flat(executed_notebooks):
     assert answers["first_vs_rest"] < 1 and answers["first_lower_on_seeds"] < answers["seed_count"]
     assert "not lower than the others' mean on every seed" in stdout
     assert 0 < answers["input_mult_first_gain"] < 0.1 and abs(answers["input_mult_later_gain"]) < 0.02
+    # Where the shortfall comes from, as the answer says: the first activation's own step moves it less on every
+    # seed, and is less aligned with its input (both detected); a smaller inherited part, the tempting
+    # explanation, is not detected, and the own step is the larger part of the first activation's change.
+    parts, tests = answers["parts_first_vs_rest"], answers["part_tests"]
+    assert parts["own"]["below_one"] == answers["seed_count"]
+    assert tests["own"]["direction"] == -1 and tests["alignment"]["direction"] == -1
+    assert tests["inherited"]["detected"] is False
+    assert "=> it inherits less from the layers before it than the others do: not detected with 8 seeds" in stdout
+    assert max(answers["first_inherited_over_own"]) < 1
+    index, dropped = printed_by_solutions_only_cell(run, "=> its own layer's step moves it less")
+    assert dropped and index > first_answer_cell(run)
+    # "Its one-step deltas can still look flat, because its steps saturate the sigmoids": none saturated before
+    # the step, nearly all after it, and every activation then moves by about 1/2; muP's step saturates none.
+    sqrt_rule, mup_rule = answers["saturation"]["SqrtFanInRule"], answers["saturation"]["SimpleAdamMuP"]
+    assert max(sqrt_rule["before"]) == 0 and min(sqrt_rule["after"]) > 0.9
+    assert max(mup_rule["after"]) == 0
+    assert all(abs(d - 0.5) < 0.05 for d in sqrt_rule["deltas"])
+    assert f"after it {min(sqrt_rule['after']):.1%} to" in stdout
 
 
 def test_04_multipliers_reproduce_mup(executed_notebooks):
