@@ -65,6 +65,7 @@ class OneStepResult:
     fan_ins: np.ndarray  # fan-in of the layer producing it (hiddens[:-1])
     rms_deltas: np.ndarray
     figure: object = None
+    held_out_deltas: np.ndarray | None = None  # the same, measured on held-out images (``held_out=True``)
 
     def table(self) -> str:
         rows = [f"{'width':>6} {'fan-in':>7} {'RMS delta':>10}"]
@@ -85,30 +86,82 @@ def train_one_step(
     device=None,
     plot: bool = True,
     ax=None,
+    held_out: bool = False,
 ) -> OneStepResult:
     """Take one step on a fixed batch of ``batch_size`` training images and
     measure, for every hidden activation after the first, the batch mean of
-    ``RMS_features(a_after - a_before)`` on that same batch."""
+    ``RMS_features(a_after - a_before)`` on that same batch. With ``held_out=True``
+    the same is measured on :func:`validation_set`'s fixed held-out images too
+    (``held_out_deltas``): images the step's gradient never saw."""
     device = get_device(device)
     model = _build(mlp, hiddens, seed, device)
     opt = optimizer(model.parameters(), lr=lr)
     images, labels = _fixed_batch(data, batch_size, seed, device)
+    other = validation_set(data, device)[0] if held_out else None
 
+    def deltas_on(after, before):
+        return to_numpy(torch.stack([norms.rms(a - b, dim=-1).mean() for a, b in zip(after, before)]))
+
+    if held_out:
+        with torch.no_grad():
+            _, other_before = model(other)
     opt.zero_grad()
     logits, before = model(images)
     nn.functional.cross_entropy(logits, labels).backward()
     opt.step()
     with torch.no_grad():
         _, after = model(images)
-    deltas = torch.stack([norms.rms(a - b, dim=-1).mean() for a, b in zip(after, before)])
+        held_out_deltas = deltas_on(model(other)[1], other_before) if held_out else None
 
     hiddens = tuple(hiddens)
-    result = OneStepResult(label, np.array(hiddens[1:]), np.array(hiddens[:-1]), to_numpy(deltas))
+    result = OneStepResult(label, np.array(hiddens[1:]), np.array(hiddens[:-1]), deltas_on(after, before),
+                           held_out_deltas=held_out_deltas)
     if plot:
         from helpers.plotting import plot_activation_deltas
 
         result.figure = plot_activation_deltas(result, ax=ax)
     return result
+
+
+def step_gap(
+    optimizer_a,
+    optimizer_b,
+    hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
+    lr: float = 0.01,
+    *,
+    mlp=MLP,
+    data=None,
+    batch_size: int = 64,
+    seed: int = 0,
+    device=None,
+) -> dict[str, np.ndarray]:
+    """How far apart two optimizers' steps leave the activations. Each takes the step of
+    :func:`train_one_step` (the same initial weights and batch); then, for every measured
+    activation, the mean over images of ``RMS_features(a_A - a_B) / RMS_features(a_B - a_before)``:
+    the gap between the two stepped networks relative to how far the ``B`` step moved it. Measured on
+    the batch that made the gradient (``"batch"``) and on :func:`validation_set`'s fixed held-out
+    images (``"held_out"``)."""
+    device = get_device(device)
+    images, labels = _fixed_batch(data, batch_size, seed, device)
+    sets = {"batch": images, "held_out": validation_set(data, device)[0]}
+    stepped = []
+    for optimizer in (optimizer_a, optimizer_b):
+        model = _build(mlp, hiddens, seed, device)
+        if not stepped:
+            with torch.no_grad():
+                before = {name: model(x)[1] for name, x in sets.items()}
+        opt = optimizer(model.parameters(), lr=lr)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(images)[0], labels).backward()
+        opt.step()
+        stepped.append(model)
+    gaps = {}
+    with torch.no_grad():
+        for name, x in sets.items():
+            a, b = stepped[0](x)[1], stepped[1](x)[1]
+            gaps[name] = np.array([(norms.rms(p - q, dim=-1) / norms.rms(q - r, dim=-1)).mean().item()
+                                   for p, q, r in zip(a, b, before[name])])
+    return gaps
 
 
 @dataclass

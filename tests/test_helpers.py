@@ -13,6 +13,7 @@ from helpers.experiments import (
     lr_sweep,
     norm_correlations,
     step_anatomy,
+    step_gap,
     train_one_step,
     train_one_step_matrices,
     train_with_lr,
@@ -66,6 +67,20 @@ def test_step_anatomy_takes_the_step_of_train_one_step_apart(mnist_subset):
     mup = step_anatomy(hiddens=COURSE_HIDDENS, optimizer=SimpleAdamMuP, lr=2.0, data=mnist_subset)
     assert saturating.saturated_before.max() == mup.saturated_before.max() == 0
     assert saturating.saturated_after.min() > 0.9 and mup.saturated_after.max() == 0
+
+
+def test_held_out_deltas_and_step_gap(mnist_subset):
+    plain = train_one_step(hiddens=COURSE_HIDDENS, lr=0.01, data=mnist_subset, plot=False)
+    both = train_one_step(hiddens=COURSE_HIDDENS, lr=0.01, data=mnist_subset, plot=False, held_out=True)
+    assert plain.held_out_deltas is None and np.array_equal(plain.rms_deltas, both.rms_deltas)
+    # other images, the same step: the same sizes, not the same numbers
+    assert both.held_out_deltas.shape == both.rms_deltas.shape
+    assert not np.allclose(both.held_out_deltas, both.rms_deltas)
+    assert np.allclose(both.held_out_deltas, both.rms_deltas, rtol=0.5)
+    same = step_gap(SimpleAdam, SimpleAdam, COURSE_HIDDENS, lr=0.01, data=mnist_subset)
+    assert set(same) == {"batch", "held_out"} and all(np.all(v == 0) for v in same.values())
+    other = step_gap(SimpleAdam, SimpleAdamMuP, COURSE_HIDDENS, lr=0.01, data=mnist_subset)
+    assert all(np.all(v > 0.1) for v in other.values())  # plain Adam and muP take different steps
 
 
 # 2. The first Adam step is -lr * sign(g): entrywise RMS = lr, RMS->RMS ~ lr * fan_in.
