@@ -2,7 +2,12 @@
 arrays (made by ``to_numpy``); drawing is optional and done by ``helpers.plotting``.
 
 * ``train_one_step``: one optimizer step on a fixed batch, then the RMS change of
-  every measured hidden activation on that same batch.
+  every measured hidden activation on that same batch (and, with ``held_out=True``,
+  on fixed held-out images).
+* ``step_anatomy``: the same step taken apart per activation: its own layer's step
+  alone, what it inherits from the layers before it, the step's alignment with its
+  input, the saturated sigmoids. ``step_gap``: how far apart two optimizers' steps
+  leave the activations, on the batch and on held-out images.
 * ``train_one_step_matrices``: one step, then four norms of ``new W - old W`` for
   every weight matrix.
 * ``train_with_lr`` / ``lr_sweep``: train ``steps`` steps and report the mean of
