@@ -2,7 +2,12 @@
 arrays (made by ``to_numpy``); drawing is optional and done by ``helpers.plotting``.
 
 * ``train_one_step``: one optimizer step on a fixed batch, then the RMS change of
-  every measured hidden activation on that same batch.
+  every measured hidden activation on that same batch (and, with ``held_out=True``,
+  on fixed held-out images).
+* ``step_anatomy``: the same step taken apart per activation: its own layer's step
+  alone, what it inherits from the layers before it, the step's alignment with its
+  input, the saturated sigmoids. ``step_gap``: how far apart two optimizers' steps
+  leave the activations, on the batch and on held-out images.
 * ``train_one_step_matrices``: one step, then four norms of ``new W - old W`` for
   every weight matrix.
 * ``train_with_lr`` / ``lr_sweep``: train ``steps`` steps and report the mean of
@@ -11,6 +16,7 @@ arrays (made by ``to_numpy``); drawing is optional and done by ``helpers.plottin
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,6 +70,7 @@ class OneStepResult:
     fan_ins: np.ndarray  # fan-in of the layer producing it (hiddens[:-1])
     rms_deltas: np.ndarray
     figure: object = None
+    held_out_deltas: np.ndarray | None = None  # the same, measured on held-out images (``held_out=True``)
 
     def table(self) -> str:
         rows = [f"{'width':>6} {'fan-in':>7} {'RMS delta':>10}"]
@@ -84,30 +91,182 @@ def train_one_step(
     device=None,
     plot: bool = True,
     ax=None,
+    held_out: bool = False,
 ) -> OneStepResult:
     """Take one step on a fixed batch of ``batch_size`` training images and
     measure, for every hidden activation after the first, the batch mean of
-    ``RMS_features(a_after - a_before)`` on that same batch."""
+    ``RMS_features(a_after - a_before)`` on that same batch. With ``held_out=True``
+    the same is measured on :func:`validation_set`'s fixed held-out images too
+    (``held_out_deltas``): images the step's gradient never saw."""
     device = get_device(device)
     model = build_model(mlp, hiddens, seed, device)
     opt = optimizer(model.parameters(), lr=lr)
     images, labels = fixed_batch(data, batch_size, seed, device)
+    other = validation_set(data, device)[0] if held_out else None
 
+    def deltas_on(after, before):
+        return to_numpy(torch.stack([norms.rms(a - b, dim=-1).mean() for a, b in zip(after, before)]))
+
+    if held_out:
+        with torch.no_grad():
+            _, other_before = model(other)
     opt.zero_grad()
     logits, before = model(images)
     nn.functional.cross_entropy(logits, labels).backward()
     opt.step()
     with torch.no_grad():
         _, after = model(images)
-    deltas = torch.stack([norms.rms(a - b, dim=-1).mean() for a, b in zip(after, before)])
+        held_out_deltas = deltas_on(model(other)[1], other_before) if held_out else None
 
     hiddens = tuple(hiddens)
-    result = OneStepResult(label, np.array(hiddens[1:]), np.array(hiddens[:-1]), to_numpy(deltas))
+    result = OneStepResult(label, np.array(hiddens[1:]), np.array(hiddens[:-1]), deltas_on(after, before),
+                           held_out_deltas=held_out_deltas)
     if plot:
         from helpers.plotting import plot_activation_deltas
 
         result.figure = plot_activation_deltas(result, ax=ax)
     return result
+
+
+def step_gap(
+    optimizer_a,
+    optimizer_b,
+    hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
+    lr: float = 0.01,
+    *,
+    mlp=MLP,
+    data=None,
+    batch_size: int = 64,
+    seed: int = 0,
+    device=None,
+) -> dict[str, np.ndarray]:
+    """How far apart two optimizers' steps leave the activations. Each takes the step of
+    :func:`train_one_step` (the same initial weights and batch); then, for every measured
+    activation, the mean over images of ``RMS_features(a_A - a_B) / RMS_features(a_B - a_before)``:
+    the gap between the two stepped networks relative to how far the ``B`` step moved it. Measured on
+    the batch that made the gradient (``"batch"``) and on :func:`validation_set`'s fixed held-out
+    images (``"held_out"``)."""
+    device = get_device(device)
+    images, labels = fixed_batch(data, batch_size, seed, device)
+    sets = {"batch": images, "held_out": validation_set(data, device)[0]}
+    stepped = []
+    for optimizer in (optimizer_a, optimizer_b):
+        model = build_model(mlp, hiddens, seed, device)
+        if not stepped:
+            with torch.no_grad():
+                before = {name: model(x)[1] for name, x in sets.items()}
+        opt = optimizer(model.parameters(), lr=lr)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(images)[0], labels).backward()
+        opt.step()
+        stepped.append(model)
+    gaps = {}
+    with torch.no_grad():
+        for name, x in sets.items():
+            a, b = stepped[0](x)[1], stepped[1](x)[1]
+            gaps[name] = np.array([(norms.rms(p - q, dim=-1) / norms.rms(q - r, dim=-1)).mean().item()
+                                   for p, q, r in zip(a, b, before[name])])
+    return gaps
+
+
+@dataclass
+class StepAnatomy:
+    """Where each measured activation's change after one step comes from (notebooks 01 and 03).
+
+    For the measured activation ``a_k = sigmoid(W_k h + b_k)`` produced by layer ``k`` from its
+    input ``h`` (the previous hidden activation), all on the batch that made the gradient:
+
+    * ``total``: the batch mean of ``RMS(a_k(after) - a_k(before))``, every layer stepped
+      (what :func:`train_one_step` reports);
+    * ``own``: only layer ``k``'s weight and bias stepped, its input ``h`` as before the step;
+    * ``inherited``: only the layers before ``k`` stepped, layer ``k`` as before: the change that
+      reaches ``a_k`` because its input moved. ``own`` and ``inherited`` need not add up to
+      ``total`` (the sigmoid is not linear, and the two can point different ways);
+    * ``alignment``: the batch mean of ``RMS(dW_k h) / (eta_k ||h||_1)``, with ``dW_k`` the
+      weight step and ``eta_k = max |dW_k|`` its largest entry. It lies in [0, 1] whenever no entry
+      of the step exceeds ``eta_k`` (triangle inequality), and it is 1 exactly when every row of
+      ``dW_k`` is ``±eta_k`` throughout on a positive input: the first Adam step ``-eta sign(G)``
+      with a sign pattern that agrees along each row, notebook 00's SignGD calculation;
+    * ``saturated_before`` / ``saturated_after``: the fraction of the batch's sigmoid outputs
+      ``a_k`` within ``SATURATION`` of 0 or 1, before and after the step (every layer stepped).
+    """
+
+    fan_ins: np.ndarray
+    widths: np.ndarray
+    total: np.ndarray
+    own: np.ndarray
+    inherited: np.ndarray
+    alignment: np.ndarray
+    saturated_before: np.ndarray
+    saturated_after: np.ndarray
+
+    SATURATION = 0.01
+
+    def table(self) -> str:
+        rows = [f"{'width':>6} {'fan-in':>7} {'total':>8} {'own':>8} {'inherited':>10} {'alignment':>10}"]
+        rows += [f"{w:>6} {f:>7} {t:8.4f} {o:8.4f} {i:10.4f} {a:10.3f}" for w, f, t, o, i, a in
+                 zip(self.widths, self.fan_ins, self.total, self.own, self.inherited, self.alignment)]
+        return "\n".join(rows)
+
+
+def _hidden_activations(before: nn.Module, after: nn.Module, images: torch.Tensor, stepped) -> list:
+    """Every hidden sigmoid output of the course MLP, layer ``i`` taken from ``after`` when ``i`` is
+    in ``stepped`` and from ``before`` otherwise."""
+    x, activations = images.reshape(images.shape[0], -1), []
+    for index in range(len(before.layers) - 1):
+        x = torch.sigmoid((after if index in stepped else before).layer_output(index, x))
+        activations.append(x)
+    return activations
+
+
+def step_anatomy(
+    mlp=MLP,
+    hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
+    optimizer=SimpleAdam,
+    lr: float = 0.01,
+    *,
+    data=None,
+    batch_size: int = 64,
+    seed: int = 0,
+    device=None,
+) -> StepAnatomy:
+    """The step of :func:`train_one_step` (same model, batch and seed), taken apart per measured
+    activation as :class:`StepAnatomy` describes."""
+    device = get_device(device)
+    model = build_model(mlp, hiddens, seed, device)
+    before = copy.deepcopy(model)
+    opt = optimizer(model.parameters(), lr=lr)
+    images, labels = fixed_batch(data, batch_size, seed, device)
+    opt.zero_grad()
+    logits, _ = model(images)
+    nn.functional.cross_entropy(logits, labels).backward()
+    opt.step()
+
+    layers = range(len(model.layers))
+    measured = range(1, len(model.layers) - 1)  # the activations after the first hidden layer
+    sat = StepAnatomy.SATURATION
+
+    def rms_change(a, b):
+        return norms.rms(a - b, dim=-1).mean().item()
+
+    def saturated(a):
+        return ((a < sat) | (a > 1 - sat)).float().mean().item()
+
+    with torch.no_grad():
+        old = _hidden_activations(before, model, images, set())
+        new = _hidden_activations(before, model, images, set(layers))
+        rows = []
+        for k in measured:
+            own = _hidden_activations(before, model, images, {k})[k]
+            inherited = _hidden_activations(before, model, images, set(range(k)))[k]
+            step = model.layers[k].weight - before.layers[k].weight
+            h = old[k - 1]
+            alignment = (norms.rms(h @ step.T, dim=-1) / (step.abs().max() * h.abs().sum(-1))).mean().item()
+            rows.append((rms_change(new[k], old[k]), rms_change(own, old[k]), rms_change(inherited, old[k]), alignment,
+                         saturated(old[k]), saturated(new[k])))
+    columns = np.array(rows).T
+    hiddens = tuple(hiddens)
+    return StepAnatomy(np.array(hiddens[:-1]), np.array(hiddens[1:]), *columns)
 
 
 def deltas_over_seeds(hiddens: Sequence[int], optimizer, lr: float, seeds: Sequence[int], *, data=None,
@@ -242,22 +401,16 @@ def train_model(
     device=None,
     mlp=MLP,
     lr_factor=None,
-    evaluate_from: int = 1,
 ) -> tuple[nn.Module, np.ndarray]:
     """Train ``steps`` steps on random batches (drawn from a generator seeded
-    with ``seed``); return the model and the validation loss after every step
-    from step ``evaluate_from`` on (default: every step).
+    with ``seed``); return the model and the validation loss after every step.
 
     The validation loss is on :func:`validation_set`, fixed held-out images (the same for
-    every run). Evaluating draws no random numbers and changes no weight, so skipping the
-    early evaluations (``evaluate_from``) leaves the later losses exactly as they were.
-    ``lr_factor(t)``, if given, scales every group's learning rate at
+    every run). ``lr_factor(t)``, if given, scales every group's learning rate at
     step t = 1, 2, ... (a schedule). A run that diverges gives NaN or inf; it never raises."""
     check_positive("lr", lr)
     if steps < 1:
         raise ValueError(f"steps={steps}: need at least one step.")
-    if not 1 <= evaluate_from <= steps:
-        raise ValueError(f"evaluate_from={evaluate_from}: must be a step between 1 and steps={steps}.")
     device = get_device(device)
     model = build_model(mlp, hiddens, seed, device)
     opt = optimizer(model.parameters(), lr=lr)
@@ -275,8 +428,6 @@ def train_model(
         logits, _ = model(images[index].to(device))
         nn.functional.cross_entropy(logits, labels[index].to(device)).backward()
         opt.step()
-        if step < evaluate_from:
-            continue
         with torch.no_grad():
             logits, _ = model(valid_images)
             losses.append(nn.functional.cross_entropy(logits, valid_labels))
@@ -301,11 +452,11 @@ def train_with_lr(
     mlp=MLP,
 ) -> float:
     """The course protocol: :func:`training_curve`, then the mean of the last 5
-    validation losses (NaN or inf for a run that diverged). Only those 5 are evaluated."""
+    validation losses (NaN or inf for a run that diverged)."""
     if steps < 5:
         raise ValueError(f"steps={steps}: need at least 5 steps (the result averages the last 5 losses).")
     curve = training_curve(hiddens, optimizer, lr, steps=steps, batch_size=batch_size, seed=seed, data=data,
-                           device=device, mlp=mlp, evaluate_from=steps - 4)
+                           device=device, mlp=mlp)
     return float(np.mean(curve[-5:]))
 
 

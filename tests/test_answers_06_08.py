@@ -51,7 +51,8 @@ def test_06_norms_say_what_the_update_really_is(executed_notebooks):
 
 
 def test_06_bonus_and_its_tempting_rules(executed_notebooks):
-    answers = executed_notebooks["06_shampoo_orthogonalization"].answers
+    run = executed_notebooks["06_shampoo_orthogonalization"]
+    answers = run.answers
     assert answers["scaled_spread"] == pytest.approx(1.0, abs=1e-4)
     assert answers["scaled_rank_spread"] == pytest.approx(1.0, abs=1e-4)
     norms = answers["scaled_rms_to_rms"] + answers["scaled_rank_rms_to_rms"]
@@ -63,6 +64,14 @@ def test_06_bonus_and_its_tempting_rules(executed_notebooks):
     # the activations: even, and the same by both routes
     assert answers["route_delta_difference"] < 1e-3
     assert answers["scaled_shampoo_delta_spread"] < 1.5 and answers["rank_delta_spread"] < 1.5
+    # ... on held-out images as well ("on the batch that made the gradient and on held-out images alike"),
+    # and the two stepped networks' activations, compared directly, differ by a small fraction of the delta,
+    # as small on held-out images as on the batch
+    held_out = answers["held_out_routes"]
+    assert held_out["difference"] < 1e-3 and held_out["svd_spread"] < 1.5 and held_out["rank_spread"] < 1.5
+    gap = answers["route_activation_gap"]
+    assert gap["batch"] < 0.01 and gap["held_out"] < 0.01 and gap["held_out"] < 1.5 * gap["batch"]
+    assert f"{gap['held_out']:.1e} on held-out images" in run.stdout
 
 
 # ---------------------------------------------------------------- 07

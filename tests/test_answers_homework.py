@@ -69,6 +69,15 @@ def test_00_scaling_laws(executed_notebooks):
     assert abs(answers["signgd_ratio_to_d1"] - math.sqrt(2 / math.pi)) < 0.03
     assert answers["signgd_d2_spread"] < 1e-9
     assert f"d1^{answers['signgd_slope']:.3f}" in stdout
+    # Q1(b)'s constant makes E[RMS(c y')] exactly 1: sqrt(pi/2) / d1, checked within 3 standard errors at
+    # every d1 and d2; the width scaling alone, 1/d1, leaves it at sqrt(2/pi) ~ 0.80, many standard errors off.
+    assert answers["update_constant_d1"] == pytest.approx([math.sqrt(math.pi / 2)] * 10)
+    assert answers["update_constant_within_noise"] is True and answers["update_constant_max_gap_in_standard_errors"] < 3
+    assert "every value is within 3 standard errors of 1" in stdout
+    assert answers["inverse_d1_min_gap_in_standard_errors"] > 10
+    assert all(abs(r - math.sqrt(2 / math.pi)) < 0.03 for r in answers["inverse_d1_expected_rms"])
+    solution = next(c.source for c in run.notebook.cells if "`c = sqrt(π/2)/d1" in c.source)
+    assert "**Answer.**" in solution and "Its width scaling is `1/d1`" in solution
 
 
 def test_01_deltas_follow_fan_in(executed_notebooks):
@@ -87,6 +96,21 @@ def test_01_deltas_follow_fan_in(executed_notebooks):
     alternating = answers["alternating"]
     assert alternating["narrow_over_wide"] > 3 and alternating["corr_width"] < 0 < alternating["corr_fan_in"]
     assert answers["check_passed"] is True
+    # The fan-in-8 bar, out of line with the law: the answer says its own step follows the fan-in and most
+    # of its change is inherited from the input layer's step "on every seed tried", and that it moves more
+    # than the fan-in-16 activation on seed 0 and some other seeds.
+    anatomy = answers["anatomy"]
+    n = anatomy["seeds"]
+    assert list(anatomy["fan_ins"][:2]) == [8, 16] and n >= 5
+    assert anatomy["own_smaller"] == n and anatomy["mostly_inherited"] == n
+    assert "its own step follows the fan-in on every seed; most of its change is inherited" in stdout
+    own, inherited, total = (np.array(anatomy[k]) for k in ("own", "inherited", "total"))
+    assert np.all(own[:, 0] < own[:, 1]) and np.all(inherited[:, 0] > own[:, 0])
+    assert total[0, 0] > total[0, 1] and 1 < anatomy["total_larger"] < n
+    assert np.allclose(total[0], course["rms_deltas"])  # the same step as the figure's
+    assert np.mean(np.array(anatomy["alignment"])[:, 0]) < np.min(np.array(anatomy["alignment"])[:, 1:])
+    index, dropped = printed_by_solutions_only_cell(run, "most of its change is inherited")
+    assert dropped and index > first_answer_cell(run)
 
 
 def test_01_alternating_widths_are_checked_right_after_the_student_cell():
@@ -136,6 +160,24 @@ def test_03_mup_deltas_are_flat(executed_notebooks):
     assert answers["first_vs_rest"] < 1 and answers["first_lower_on_seeds"] < answers["seed_count"]
     assert "not lower than the others' mean on every seed" in stdout
     assert 0 < answers["input_mult_first_gain"] < 0.1 and abs(answers["input_mult_later_gain"]) < 0.02
+    # Where the shortfall comes from, as the answer says: the first activation's own step moves it less on every
+    # seed, and is less aligned with its input (both detected); a smaller inherited part, the tempting
+    # explanation, is not detected, and the own step is the larger part of the first activation's change.
+    parts, tests = answers["parts_first_vs_rest"], answers["part_tests"]
+    assert parts["own"]["below_one"] == answers["seed_count"]
+    assert tests["own"]["direction"] == -1 and tests["alignment"]["direction"] == -1
+    assert tests["inherited"]["detected"] is False
+    assert "=> it inherits less from the layers before it than the others do: not detected with 8 seeds" in stdout
+    assert max(answers["first_inherited_over_own"]) < 1
+    index, dropped = printed_by_solutions_only_cell(run, "=> its own layer's step moves it less")
+    assert dropped and index > first_answer_cell(run)
+    # "Its one-step deltas can still look flat, because its steps saturate the sigmoids": none saturated before
+    # the step, nearly all after it, and every activation then moves by about 1/2; muP's step saturates none.
+    sqrt_rule, mup_rule = answers["saturation"]["SqrtFanInRule"], answers["saturation"]["SimpleAdamMuP"]
+    assert max(sqrt_rule["before"]) == 0 and min(sqrt_rule["after"]) > 0.9
+    assert max(mup_rule["after"]) == 0
+    assert all(abs(d - 0.5) < 0.05 for d in sqrt_rule["deltas"])
+    assert f"after it {min(sqrt_rule['after']):.1%} to" in stdout
 
 
 def test_04_multipliers_reproduce_mup(executed_notebooks):
@@ -311,9 +353,13 @@ def test_scaled_mlp_readout_multiplier():
 
 
 def test_monte_carlo_standard_errors():
-    from helpers.theory import init_rms_squared, signgd_rms_squared
+    from helpers.theory import init_rms_squared, signgd_rms, signgd_rms_squared
 
     mean, error = init_rms_squared(16, 8, trials=400, seed=0, stderr=True)
     assert mean == init_rms_squared(16, 8, trials=400, seed=0) and 0 < error < 0.1 * mean
     mean, error = signgd_rms_squared(16, 8, trials=400, seed=0, stderr=True)
     assert mean == signgd_rms_squared(16, 8, trials=400, seed=0) and 0 < error < 0.1 * mean
+    # E[RMS(y')] from the same draws: its square is at most E[RMS(y')^2] (Jensen), close to it here
+    rms, rms_error = signgd_rms(16, 8, trials=400, seed=0, stderr=True)
+    assert rms == signgd_rms(16, 8, trials=400, seed=0) and 0 < rms_error < 0.1 * rms
+    assert rms ** 2 <= mean < 1.1 * rms ** 2

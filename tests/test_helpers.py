@@ -12,6 +12,8 @@ import torch
 from helpers.experiments import (
     lr_sweep,
     norm_correlations,
+    step_anatomy,
+    step_gap,
     train_one_step,
     train_one_step_matrices,
     train_with_lr,
@@ -37,6 +39,48 @@ def test_adam_deltas_track_fan_in(mnist_subset, device):
     assert (deltas[result.fan_ins == 256] >= 3 * from_fan_in_16).all()
     # Width alone does not explain it: the two width-256 activations differ 3x (fan-in 64 vs 256).
     assert deltas[5] > 2.5 * deltas[4]
+
+
+def test_step_anatomy_takes_the_step_of_train_one_step_apart(mnist_subset):
+    whole = step_anatomy(hiddens=COURSE_HIDDENS, lr=0.01, data=mnist_subset)
+    assert np.allclose(whole.total, train_one_step(hiddens=COURSE_HIDDENS, lr=0.01, data=mnist_subset,
+                                                   plot=False).rms_deltas)
+    assert whole.fan_ins.tolist() == [8, 16, 64, 64, 64, 256, 256] and "inherited" in whole.table()
+    assert np.all((0 < whole.alignment) & (whole.alignment <= 1 + 1e-6))
+
+    def only_layer_1(params, lr):  # steps the weight and bias of the layer that produces activation 0
+        return SimpleAdam(list(params)[2:4], lr=lr)
+
+    alone = step_anatomy(hiddens=COURSE_HIDDENS, optimizer=only_layer_1, lr=0.01, data=mnist_subset)
+    assert alone.own[0] == pytest.approx(alone.total[0]) and alone.inherited[0] == 0
+    assert np.all(alone.own[1:] == 0) and alone.own[0] == pytest.approx(whole.own[0])
+    # the first Adam step is lr * sign(G): a sign pattern constant along every row makes the alignment 1
+    assert whole.alignment[-1] == pytest.approx(1, abs=1e-3)
+    # lr 2 * sqrt(fan_in) per weight (notebook 03's tempting rule) pushes the sigmoids to 0 or 1; the
+    # course's muP rate does not
+    class LargeSteps(SimpleAdamMuP):
+        def layer_lr(self, group, p):
+            role = self.roles[id(p)]
+            return super().layer_lr(group, p) if role in ("output", "bias") else group["lr"] * p.shape[1] ** 0.5
+
+    saturating = step_anatomy(hiddens=COURSE_HIDDENS, optimizer=LargeSteps, lr=2.0, data=mnist_subset)
+    mup = step_anatomy(hiddens=COURSE_HIDDENS, optimizer=SimpleAdamMuP, lr=2.0, data=mnist_subset)
+    assert saturating.saturated_before.max() == mup.saturated_before.max() == 0
+    assert saturating.saturated_after.min() > 0.9 and mup.saturated_after.max() == 0
+
+
+def test_held_out_deltas_and_step_gap(mnist_subset):
+    plain = train_one_step(hiddens=COURSE_HIDDENS, lr=0.01, data=mnist_subset, plot=False)
+    both = train_one_step(hiddens=COURSE_HIDDENS, lr=0.01, data=mnist_subset, plot=False, held_out=True)
+    assert plain.held_out_deltas is None and np.array_equal(plain.rms_deltas, both.rms_deltas)
+    # other images, the same step: the same sizes, not the same numbers
+    assert both.held_out_deltas.shape == both.rms_deltas.shape
+    assert not np.allclose(both.held_out_deltas, both.rms_deltas)
+    assert np.allclose(both.held_out_deltas, both.rms_deltas, rtol=0.5)
+    same = step_gap(SimpleAdam, SimpleAdam, COURSE_HIDDENS, lr=0.01, data=mnist_subset)
+    assert set(same) == {"batch", "held_out"} and all(np.all(v == 0) for v in same.values())
+    other = step_gap(SimpleAdam, SimpleAdamMuP, COURSE_HIDDENS, lr=0.01, data=mnist_subset)
+    assert all(np.all(v > 0.1) for v in other.values())  # plain Adam and muP take different steps
 
 
 # 2. The first Adam step is -lr * sign(g): entrywise RMS = lr, RMS->RMS ~ lr * fan_in.

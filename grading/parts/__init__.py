@@ -69,6 +69,10 @@ class Part:
 # Solution regions of the source that no part grades, with the reason (see the module docstring).
 NOT_GRADED = {
     ("notebooks/01_activation_deltas.ipynb", "alternating"): "an experiment call; its written answer is collected",
+    ("notebooks/00_rms_scaling_theory.ipynb", "signgd_update_constant"): "Q1(b)'s constant (added after the "
+                                                                        "homework's 20 points were set): the notebook "
+                                                                        "checks it by Monte Carlo; its written answer "
+                                                                        "is collected",
     ("helpers/coord_verdict.py", "slope_verdict"): "notebook 12 (research, added after the homework's 20 points were "
                                                  "set): no hidden tests yet; its self-check runs in the notebook",
     ("notebooks/13_mup_papers.ipynb", "table3_exponents"): "question 3 (a reading of TP5's Table 3, not among the "
