@@ -401,16 +401,22 @@ def train_model(
     device=None,
     mlp=MLP,
     lr_factor=None,
+    evaluate_from: int = 1,
 ) -> tuple[nn.Module, np.ndarray]:
     """Train ``steps`` steps on random batches (drawn from a generator seeded
-    with ``seed``); return the model and the validation loss after every step.
+    with ``seed``); return the model and the validation loss after every step
+    from step ``evaluate_from`` on (default: every step).
 
     The validation loss is on :func:`validation_set`, fixed held-out images (the same for
-    every run). ``lr_factor(t)``, if given, scales every group's learning rate at
+    every run). Evaluating draws no random numbers and changes no weight, so skipping the
+    early evaluations (``evaluate_from``) leaves the later losses exactly as they were.
+    ``lr_factor(t)``, if given, scales every group's learning rate at
     step t = 1, 2, ... (a schedule). A run that diverges gives NaN or inf; it never raises."""
     check_positive("lr", lr)
     if steps < 1:
         raise ValueError(f"steps={steps}: need at least one step.")
+    if not 1 <= evaluate_from <= steps:
+        raise ValueError(f"evaluate_from={evaluate_from}: must be a step between 1 and steps={steps}.")
     device = get_device(device)
     model = build_model(mlp, hiddens, seed, device)
     opt = optimizer(model.parameters(), lr=lr)
@@ -428,6 +434,8 @@ def train_model(
         logits, _ = model(images[index].to(device))
         nn.functional.cross_entropy(logits, labels[index].to(device)).backward()
         opt.step()
+        if step < evaluate_from:
+            continue
         with torch.no_grad():
             logits, _ = model(valid_images)
             losses.append(nn.functional.cross_entropy(logits, valid_labels))
@@ -452,11 +460,11 @@ def train_with_lr(
     mlp=MLP,
 ) -> float:
     """The course protocol: :func:`training_curve`, then the mean of the last 5
-    validation losses (NaN or inf for a run that diverged)."""
+    validation losses (NaN or inf for a run that diverged). Only those 5 are evaluated."""
     if steps < 5:
         raise ValueError(f"steps={steps}: need at least 5 steps (the result averages the last 5 losses).")
     curve = training_curve(hiddens, optimizer, lr, steps=steps, batch_size=batch_size, seed=seed, data=data,
-                           device=device, mlp=mlp)
+                           device=device, mlp=mlp, evaluate_from=steps - 4)
     return float(np.mean(curve[-5:]))
 
 
