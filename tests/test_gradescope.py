@@ -97,13 +97,13 @@ def hostile(root: Path):
 
 
 FULL = {part.name: (part.points, "passed") for part in parts.PARTS}
+# Each case is what only Gradescope's side shows (results.json, the upload's shapes, its source folder);
+# what the grader does with a stub left, a timeout, each classic mistake is tests/test_grading.py's
+# (the same Grader runs in both), so one submission of each shape is enough here.
 CASES = {  # student -> (upload, edits, the parts that lose points)
-    "good": (upload_files, [], {}),
     "handin-zip": (upload_handin_zip, [], {}),
-    "empty": (upload_release, [], {name: (0.0, "not attempted") for name in FULL}),
     "nothing": (upload_nothing, [], {name: (0.0, "missing") for name in FULL}),
     "wrong-part-c": (upload_files, fixtures.MISTAKES["c_sqrt_product"], {"c_mup_lr": (0.0, "failed")}),
-    "looping-part-c": (upload_files, fixtures.HOSTILE["infinite_loop"], {"c_mup_lr": (0.0, "timeout")}),
     "hostile": (upload_files, None, {"c_mup_lr": (0.0, "tampered"), "lecture_newton_schulz": (0.0, "memory"),
                                      "lecture_muon_scale": (0.0, "crashed"), "r10_matching_eps": (0.0, "crashed"),
                                      "b_norms": (0.0, "tampered")}),
@@ -172,8 +172,6 @@ def test_each_output_is_the_feedback_of_make_grade(runs):
         section = text.split(f"## {part.name}: {part.title}\n\n", 1)[1].split("\n## ", 1)[0]
         assert test["output"].strip() == section.strip()
     assert "the step shrinks with fan-out too" in data["tests"][3]["output"]
-    loop = runs["looping-part-c"][1]["tests"][3]["output"]
-    assert f"it did not finish within the {LIMIT} s limit for this part" in loop
     assert "it tried to reach outside its own folder" in runs["hostile"][1]["tests"][3]["output"]
     assert "ran out of the 2048 MB memory limit" in runs["hostile"][1]["tests"][7]["output"]
 
