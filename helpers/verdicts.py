@@ -349,3 +349,72 @@ def select_then_compare(names, rates, run, *, choose_on, compare_on) -> SelectTh
     compared = np.stack([np.asarray(run(name, (float(rates[k]),), compare_on), dtype=float)[:, 0]
                          for name, k in zip(names, chosen)], axis=1)
     return SelectThenCompare(names, rates, choose_on, compare_on, grid, chosen, compared)
+
+
+# ------------------------------------------------------------------------------- transfer, paired
+@dataclass
+class PairedTransfer:
+    """Per width, every learning rate against that width's best (lowest seed mean), each a
+    paired comparison over the seeds (:func:`paired_comparison` of ``loss(rate) - loss(best)``).
+
+    * ``best[width]``: the index of the width's best rate; ``tolerance[width]``: the seeds'
+      spread (max - min) at that rate, the scale of the noise.
+    * ``comparisons[width][rate]``: the :class:`PairedComparison`, or None for the best rate
+      itself and for a rate that diverged on some seed (which counts as worse).
+    * ``worse[width, rate]``: detected worse than the best (or diverged). ``shared``: the rates
+      never detected worse at any width.
+
+    A rate detected worse at some width fails to transfer there, beyond the noise: the test can
+    fail. A rate in ``shared`` is not shown to be as good as the best: it may be worse by up to
+    the smallest detectable effect of each comparison. The best rate is chosen on the same
+    seeds, which biases every difference upwards (towards "worse")."""
+
+    lrs: np.ndarray
+    best: np.ndarray
+    tolerance: np.ndarray
+    comparisons: list
+    worse: np.ndarray
+    shared: list
+
+    @property
+    def transfers(self) -> bool:
+        return bool(self.shared)
+
+    def detectable_range(self, width_index: int) -> tuple:
+        """The smallest and the largest smallest-detectable-effect of the rates not detected worse
+        at that width (None if every other rate was detected worse)."""
+        values = [c.detectable for c in self.comparisons[width_index] if c is not None and not c.detected]
+        return (min(values), max(values)) if values else None
+
+    def describe(self) -> str:
+        if self.shared:
+            return ("not detected worse than the best at any width: " + ", ".join(f"{lr:g}" for lr in self.shared))
+        return "every learning rate is detected worse than the best at some width"
+
+
+def paired_transfer(losses, lrs, *, alpha: float = ALPHA, power: float = POWER) -> PairedTransfer:
+    """``losses[seed, width, lr]`` (diverged runs NaN or inf) -> :class:`PairedTransfer`."""
+    losses = _seed_axis(losses, "losses", 3)
+    lrs = np.asarray(lrs, dtype=float)
+    if losses.shape[2] != len(lrs):
+        raise ValueError(f"losses has {losses.shape[2]} learning rates on its last axis, lrs has {len(lrs)}.")
+    finite = np.isfinite(losses).all(axis=0)  # [width, lr]
+    mean = np.where(finite, losses.mean(axis=0, where=np.isfinite(losses)), np.nan)
+    if (~finite).all(axis=1).any():
+        raise ValueError("every learning rate diverged at some width: widen the grid downwards.")
+    best = np.nanargmin(mean, axis=1)
+    comparisons, worse, tolerance = [], np.zeros(mean.shape, dtype=bool), []
+    for w, b in enumerate(best):
+        tolerance.append(float(losses[:, w, b].max() - losses[:, w, b].min()))
+        row = []
+        for k in range(len(lrs)):
+            if k == b or not finite[w, k]:
+                row.append(None)
+                worse[w, k] = not finite[w, k]
+                continue
+            comparison = paired_comparison(losses[:, w, k] - losses[:, w, b], alpha=alpha, power=power)
+            row.append(comparison)
+            worse[w, k] = comparison.detected and comparison.mean > 0
+        comparisons.append(row)
+    shared = [float(lr) for lr, bad in zip(lrs, worse.any(axis=0)) if not bad]
+    return PairedTransfer(lrs, best, np.array(tolerance), comparisons, worse, shared)

@@ -84,6 +84,11 @@ ANSWERS = {
         r"lower on every seed:",
         r"not decided by every seed",
         r"good at every width:",
+        r"detected worse: (none|\d)",
+        r"worse than the best at any width: (\d|\[)",
+        r"=> detected lower:",
+        r"comparisons, each a two-sided",
+        r"chosen rate, per seed\)",
         r"\.describe\(\)",  # TransferVerdict.describe(): the verdict in words
         # 12: which optimizers pass which check
         r"\(the homework's check\)",

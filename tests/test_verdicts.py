@@ -9,6 +9,7 @@ from helpers.verdicts import (
     choose_rates,
     clear_winner,
     paired_comparison,
+    paired_transfer,
     select_then_compare,
     shared_learning_rates,
     switch_ablation,
@@ -246,3 +247,31 @@ def test_a_claim_that_something_barely_matters_is_contradicted_or_not_shown_neve
     assert {status for status, _ in parts.values()} == {"not shown"}
     assert parts["b barely matters"][1].startswith("not shown (a difference test can only fail to detect): ")
     assert parts["b barely matters"][1].count("not detected with 4 seeds (smallest detectable effect") == 2
+
+
+def test_paired_transfer_fails_a_rate_worse_on_every_seed_and_keeps_one_inside_the_noise():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.05, size=(5, 2, 1))  # shared by a seed's rates: the pairing removes it
+    base = np.array([[1.0, 0.5, 0.52, 0.9], [1.0, 0.6, 0.5, 0.9]])  # [width, lr]
+    jitter = rng.normal(0, 0.02, size=(5, 2, 4))
+    losses = base + noise + jitter
+    verdict = paired_transfer(losses, LRS)
+    assert list(verdict.best) == [1, 2]
+    assert verdict.worse[:, 0].all() and verdict.worse[:, 3].all()  # 0.4 and 0.4 above the best: detected
+    assert verdict.worse[1, 1] and not verdict.worse[0, 2]  # 0.1 worse at width 1; 0.02 at width 0 is not detected
+    assert verdict.shared == [0.1] and verdict.transfers
+    assert verdict.comparisons[0][1] is None and verdict.comparisons[1][2] is None  # the best rates
+    low, high = verdict.detectable_range(0)
+    assert 0 < low <= high and verdict.comparisons[0][2].detectable == pytest.approx(low)
+    assert verdict.tolerance[0] == pytest.approx(np.ptp(losses[:, 0, 1]))
+    assert verdict.describe() == "not detected worse than the best at any width: 0.1"
+
+
+def test_paired_transfer_counts_a_diverged_rate_as_worse():
+    losses = np.array([[[0.5, 0.5, 0.6, 0.7]], [[0.6, 0.55, 0.7, np.nan]], [[0.7, 0.65, 0.8, 0.9]]])
+    verdict = paired_transfer(losses, LRS)
+    assert verdict.worse[0, 3] and verdict.comparisons[0][3] is None
+    assert 0.3 not in verdict.shared and 0.01 in verdict.shared  # 0.01 is 0.033 worse, not detected
+    all_worse = paired_transfer(np.array([[[0.5, 1.5], [1.5, 0.5]], [[0.6, 1.7], [1.6, 0.7]]]), (0.1, 0.3))
+    assert all_worse.shared == [] and not all_worse.transfers
+    assert all_worse.describe() == "every learning rate is detected worse than the best at some width"
