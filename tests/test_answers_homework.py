@@ -111,6 +111,21 @@ def test_01_deltas_follow_fan_in(executed_notebooks):
     assert np.mean(np.array(anatomy["alignment"])[:, 0]) < np.min(np.array(anatomy["alignment"])[:, 1:])
     index, dropped = printed_by_solutions_only_cell(run, "most of its change is inherited")
     assert dropped and index > first_answer_cell(run)
+    # "less than proportionally", fitted without the fan-in-8 bar: on the own parts over the five seeds (a paired
+    # test of slope - 1, recomputed here), and on the totals without that bar; the slope through every bar is lower.
+    from helpers.verdicts import paired_comparison
+
+    own_slopes = np.array(answers["own_slopes"])
+    logs = np.log(anatomy["fan_ins"])
+    assert own_slopes == pytest.approx([np.polyfit(logs, np.log(o), 1)[0] for o in own])
+    assert answers["total_slopes_without_first"] == pytest.approx([np.polyfit(logs[1:], np.log(t[1:]), 1)[0]
+                                                                    for t in total])
+    test = paired_comparison(own_slopes - 1)
+    assert answers["own_slope_test"]["mean"] == pytest.approx(test.mean) and test.direction == -1
+    assert "=> the own part grows less than proportionally to fan-in: detected on 5 seeds" in stdout
+    assert max(answers["total_slopes_without_first"]) < 1 and course["slope_fan_in"] < min(own_slopes)
+    summary = run.notebook.cells[-1].source
+    assert "bounds the size of the update as an operator" in summary and "rank-one sign matrix" in summary
 
 
 def test_01_alternating_widths_are_checked_right_after_the_student_cell():
@@ -131,6 +146,10 @@ def test_02_rms_to_rms_norm_wins(executed_notebooks):
     assert answers["best"] == "rms_to_rms" and "=> best: rms_to_rms" in stdout
     assert answers["correlations"]["rms_to_rms"] > 0.95
     assert all(abs(r - 1) < 0.1 for r in answers["rms_to_rms_over_lr_fan_in"])
+    # lr * fan_in is an upper bound (||A||_2 <= ||A||_F), reached only by a rank-one sign matrix
+    assert max(answers["rms_to_rms_over_lr_fan_in"]) <= 1 + 1e-5 and min(answers["rms_to_rms_over_lr_fan_in"]) < 0.99
+    answer = next(c.source for c in run.notebook.cells if "**Answer.** The **RMS→RMS induced norm**" in c.source)
+    assert "≤ lr·fan_in" in answer and "≈ lr·fan_in" not in answer
     assert all(abs(e - 0.01) < 1e-4 for e in answers["entrywise_rms_hidden"])
     assert max(answers["delta_over_rms_to_rms"]) < 0.5  # the deltas are a fraction of the norm
     # The verdict is printed after the student's written answer, by a cell the student release drops.
