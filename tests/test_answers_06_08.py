@@ -107,6 +107,27 @@ def test_07_u_v_t_solves_spectral_steepest_descent(executed_notebooks):
     assert "no trial of spectral norm 1 beats U V^T" in run.stdout
 
 
+def test_07_cubic_step_count_is_printed(executed_notebooks):
+    """"where the cubic needs the number of steps printed above": recomputed from the scalar map."""
+    from helpers.orthogonal_updates import CUBIC
+    from helpers.orthogonalization import lift_threshold, polynomial_map, steps_to_lift
+
+    run = executed_notebooks["07_muon_newton_schulz"]
+    answers = run.answers
+    low, threshold = answers["quintic_band"][0], answers["five_step_threshold"]
+    steps = answers["cubic_steps_from_quintic_threshold"]
+    assert steps == steps_to_lift(CUBIC, threshold, low) and steps > 5
+    value = threshold
+    for _ in range(steps - 1):
+        value = polynomial_map(CUBIC, value)
+    assert value < low <= polynomial_map(CUBIC, value)
+    assert answers["cubic_five_step_threshold"] == pytest.approx(lift_threshold(CUBIC, low, 5))
+    assert answers["cubic_five_step_threshold"] > 10 * threshold
+    assert f"from {threshold:.4f} it needs {steps} steps" in run.stdout
+    text = "".join(c.source for c in run.notebook.cells)
+    assert "many more" not in text and "||G||_*" not in text and "||G||_nuc" in text
+
+
 def test_07_quintic_band_has_both_ends(executed_notebooks):
     run = executed_notebooks["07_muon_newton_schulz"]
     answers, stdout = run.answers, run.stdout

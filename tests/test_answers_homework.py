@@ -76,6 +76,8 @@ def test_00_scaling_laws(executed_notebooks):
     assert "every value is within 3 standard errors of 1" in stdout
     assert answers["inverse_d1_min_gap_in_standard_errors"] > 10
     assert all(abs(r - math.sqrt(2 / math.pi)) < 0.03 for r in answers["inverse_d1_expected_rms"])
+    # the range of (1/d1) E[RMS(y')] is printed beside its limit sqrt(2/pi), not beside the constant sqrt(pi/2)
+    assert f"sqrt(2/pi) = {math.sqrt(2 / math.pi):.4f}" in stdout and "sqrt(pi/2) =" not in stdout
     solution = next(c.source for c in run.notebook.cells if "`c = sqrt(π/2)/d1" in c.source)
     assert "**Answer.**" in solution and "Its width scaling is `1/d1`" in solution
 
@@ -222,6 +224,10 @@ def test_04_multipliers_reproduce_mup(executed_notebooks):
     answers, stdout = run.answers, run.stdout
     assert answers["relative_gap"] < 1e-5
     assert answers["init_gap"] < 1e-5 and answers["adam_scale_invariance_gap"] < 1e-5
+    # ... only up to eps: a gradient rescaled down to eps's size changes the direction
+    assert answers["adam_eps_scale_gap"] > 0.5
+    answer = next(c.source for c in run.notebook.cells if "**Answer.** Adam's update direction" in c.source)
+    assert "up to `eps`" in answer
     assert answers["max_over_min"] <= 1.4
     # Over a training run the readout decides: multiplier 1 trains it at lr, output_lr / lr as muP does.
     assert answers["training_steps"] >= 20
