@@ -128,6 +128,26 @@ def train_one_step(
     return result
 
 
+def image_spread(
+    hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024),
+    images: torch.Tensor | None = None,
+    *,
+    mlp=MLP,
+    seed: int = 0,
+    device=None,
+) -> np.ndarray:
+    """How much each measured activation of the freshly initialised network (``train_one_step``'s
+    init) depends on the image: ``RMS(a - mean_images(a)) / RMS(a)`` over the images and features,
+    per measured activation. Near 0, every image gives about the same activation, so a step moves
+    every image's activation by about the same vector, seen or unseen."""
+    device = get_device(device)
+    model = build_model(mlp, hiddens, seed, device)
+    with torch.no_grad():
+        activations = model(images.to(device))[1]
+    return np.array([((a - a.mean(dim=0)).square().mean().sqrt() / a.square().mean().sqrt()).item()
+                     for a in activations])
+
+
 def step_gap(
     optimizer_a,
     optimizer_b,
@@ -655,13 +675,14 @@ def fan_in_versus_width(result: OneStepResult) -> dict[str, float]:
 
 
 def layer_gradient(hiddens: Sequence[int] = (8, 16, 64, 64, 64, 256, 256, 1024), layer: int = 6, *, data=None,
-                   batch_size: int = 64, seed: int = 0, device=None, mlp=MLP) -> torch.Tensor:
+                   batch_size: int = 64, seed: int = 0, device=None, mlp=MLP, dtype=torch.float32) -> torch.Tensor:
     """The gradient of the cross-entropy with respect to ``model.layers[layer].weight``
-    on the fixed batch of ``train_one_step`` (shape (fan_out, fan_in), on ``device``)."""
+    on the fixed batch of ``train_one_step`` (shape (fan_out, fan_in), on ``device``), with the
+    model and images in ``dtype`` (the same init and batch in float32 or float64)."""
     device = get_device(device)
-    model = build_model(mlp, hiddens, seed, device)
+    model = build_model(mlp, hiddens, seed, device).to(dtype)
     images, labels = fixed_batch(data, batch_size, seed, device)
-    nn.functional.cross_entropy(model(images)[0], labels).backward()
+    nn.functional.cross_entropy(model(images.to(dtype))[0], labels).backward()
     return model.layers[layer].weight.grad.detach()
 
 

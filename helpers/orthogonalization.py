@@ -107,7 +107,7 @@ def gradient_ranks(hiddens, *, data, seed: int = 0, batch_size: int = 64, rtol: 
 def spectral_steepest_descent(G: torch.Tensor, trials: int = 500, seed: int = 0) -> dict:
     """Is ``U V^T`` the matrix of spectral norm 1 with the largest inner product with G?
 
-    Returns ``<G, U V^T>``, the nuclear norm ``||G||_* = sum of singular values``, and,
+    Returns ``<G, U V^T>``, the nuclear norm ``||G||_nuc = sum of singular values``, and,
     for each family of random trials ``D`` (each rescaled to ``||D||_2 = 1``), the
     largest ``<G, D>``: Gaussian matrices, ``U V^T`` plus Gaussian noise of relative
     size 0.01, 0.1 and 1, and two directions an optimizer might take instead:
@@ -166,6 +166,27 @@ def quintic_band(coefficients, steps: int = 5) -> dict:
     return {"settled": (low, high), "peak": (float(fine[values.argmax()]), float(values.max())),
             "threshold": float(grid[first]), "after": (float(after[first:].min()), float(after[first:].max())),
             "steps": steps}
+
+
+def lift_threshold(coefficients, target: float, steps: int) -> float:
+    """The smallest start ``t`` on the grid of :func:`quintic_band` (starts in [1e-4, 1]) such that
+    every start ``s >= t`` is at or above ``target`` after ``steps`` steps of ``p`` (1.0 if none)."""
+    grid = np.geomspace(1e-4, 1, 4000)
+    below = np.flatnonzero(iterate_map(coefficients, grid, steps)[-1] < target)
+    if not below.size:
+        return float(grid[0])
+    return float(grid[below.max() + 1]) if below.max() + 1 < len(grid) else 1.0
+
+
+def steps_to_lift(coefficients, start: float, target: float, max_steps: int = 1000) -> int:
+    """How many steps of ``p`` take the singular value ``start`` to ``target`` or above
+    (``max_steps + 1`` if it never gets there)."""
+    value = float(start)
+    for k in range(max_steps + 1):
+        if value >= target:
+            return k
+        value = float(polynomial_map(coefficients, value))
+    return max_steps + 1
 
 
 def newton_schulz_trace(G: torch.Tensor, steps: int, coefficients, dtype=None, rtol: float = ROUNDING_RTOL,

@@ -23,6 +23,17 @@ def test_06_shampoo_is_u_v_t_on_the_gradients_rank(executed_notebooks):
     assert answers["lecture_units"] == rank and answers["lecture_others"] < 1e-6
     assert answers["lecture_shampoo_gap"] < 1e-3
     assert answers["lecture_extra_directions"] == pytest.approx(min_dim - rank, abs=0.1)
+    # Below the 1e-6 cut-off: "tiny or rounding". float64 finds a few more real directions (above 1e-12), never
+    # more than the 64 images allow, and the rest are zero up to rounding.
+    counts = answers["lecture_float64_counts"]
+    assert counts["1e-06"] == rank and counts["1e-12"] <= 64 and counts["1e-12"] < min_dim
+    assert answers["lecture_tiny_real_directions"] == counts["1e-12"] - rank
+    run = executed_notebooks["06_shampoo_orthogonalization"]
+    assert (f"in float64, {counts['1e-12'] - rank} are tiny but real (above 1e-12) and "
+            f"{min_dim - counts['1e-12']} are zero up to rounding") in run.stdout
+    text = "".join(c.source for c in run.notebook.cells)
+    assert "at the level of float32 rounding" not in text
+    assert "arbitrary orthonormal vectors chosen by float" not in text
 
 
 def test_06_norms_say_what_the_update_really_is(executed_notebooks):
@@ -72,6 +83,16 @@ def test_06_bonus_and_its_tempting_rules(executed_notebooks):
     gap = answers["route_activation_gap"]
     assert gap["batch"] < 0.01 and gap["held_out"] < 0.01 and gap["held_out"] < 1.5 * gap["batch"]
     assert f"{gap['held_out']:.1e} on held-out images" in run.stdout
+    # Why held-out images cannot discriminate here: at init the activations barely depend on the image (about 1%
+    # of their RMS at the first activation, less deeper), so held-out and batch deltas differ by almost nothing.
+    spread = answers["spread_across_images"]
+    for name in ("batch", "held_out"):
+        assert 0.005 < spread[name][0] < 0.02 and all(np.diff(spread[name]) < 0)
+    assert np.max(np.abs(answers["held_minus_batch"])) < 1e-5  # the deltas are about 1.4e-3
+    # the deltas are a fraction of the step's RMS->RMS norm (0.01 in every layer)
+    assert all(0.05 < r < 0.25 for r in answers["delta_over_norm"])
+    text = "".join(c.source for c in run.notebook.cells)
+    assert "how\nclose this batch comes to that bound" not in text and "images the gradient never saw:" not in text
 
 
 # ---------------------------------------------------------------- 07
@@ -84,6 +105,27 @@ def test_07_u_v_t_solves_spectral_steepest_descent(executed_notebooks):
     assert {"Gaussian", "sign(G)", "G"} <= set(families) and len(families) >= 5
     assert max(families.values()) == steepest["best_trial"]
     assert "no trial of spectral norm 1 beats U V^T" in run.stdout
+
+
+def test_07_cubic_step_count_is_printed(executed_notebooks):
+    """"where the cubic needs the number of steps printed above": recomputed from the scalar map."""
+    from helpers.orthogonal_updates import CUBIC
+    from helpers.orthogonalization import lift_threshold, polynomial_map, steps_to_lift
+
+    run = executed_notebooks["07_muon_newton_schulz"]
+    answers = run.answers
+    low, threshold = answers["quintic_band"][0], answers["five_step_threshold"]
+    steps = answers["cubic_steps_from_quintic_threshold"]
+    assert steps == steps_to_lift(CUBIC, threshold, low) and steps > 5
+    value = threshold
+    for _ in range(steps - 1):
+        value = polynomial_map(CUBIC, value)
+    assert value < low <= polynomial_map(CUBIC, value)
+    assert answers["cubic_five_step_threshold"] == pytest.approx(lift_threshold(CUBIC, low, 5))
+    assert answers["cubic_five_step_threshold"] > 10 * threshold
+    assert f"from {threshold:.4f} it needs {steps} steps" in run.stdout
+    text = "".join(c.source for c in run.notebook.cells)
+    assert "many more" not in text and "||G||_*" not in text and "||G||_nuc" in text
 
 
 def test_07_quintic_band_has_both_ends(executed_notebooks):

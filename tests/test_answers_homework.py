@@ -76,6 +76,8 @@ def test_00_scaling_laws(executed_notebooks):
     assert "every value is within 3 standard errors of 1" in stdout
     assert answers["inverse_d1_min_gap_in_standard_errors"] > 10
     assert all(abs(r - math.sqrt(2 / math.pi)) < 0.03 for r in answers["inverse_d1_expected_rms"])
+    # the range of (1/d1) E[RMS(y')] is printed beside its limit sqrt(2/pi), not beside the constant sqrt(pi/2)
+    assert f"sqrt(2/pi) = {math.sqrt(2 / math.pi):.4f}" in stdout and "sqrt(pi/2) =" not in stdout
     solution = next(c.source for c in run.notebook.cells if "`c = sqrt(π/2)/d1" in c.source)
     assert "**Answer.**" in solution and "Its width scaling is `1/d1`" in solution
 
@@ -111,6 +113,21 @@ def test_01_deltas_follow_fan_in(executed_notebooks):
     assert np.mean(np.array(anatomy["alignment"])[:, 0]) < np.min(np.array(anatomy["alignment"])[:, 1:])
     index, dropped = printed_by_solutions_only_cell(run, "most of its change is inherited")
     assert dropped and index > first_answer_cell(run)
+    # "less than proportionally", fitted without the fan-in-8 bar: on the own parts over the five seeds (a paired
+    # test of slope - 1, recomputed here), and on the totals without that bar; the slope through every bar is lower.
+    from helpers.verdicts import paired_comparison
+
+    own_slopes = np.array(answers["own_slopes"])
+    logs = np.log(anatomy["fan_ins"])
+    assert own_slopes == pytest.approx([np.polyfit(logs, np.log(o), 1)[0] for o in own])
+    assert answers["total_slopes_without_first"] == pytest.approx([np.polyfit(logs[1:], np.log(t[1:]), 1)[0]
+                                                                    for t in total])
+    test = paired_comparison(own_slopes - 1)
+    assert answers["own_slope_test"]["mean"] == pytest.approx(test.mean) and test.direction == -1
+    assert "=> the own part grows less than proportionally to fan-in: detected on 5 seeds" in stdout
+    assert max(answers["total_slopes_without_first"]) < 1 and course["slope_fan_in"] < min(own_slopes)
+    summary = run.notebook.cells[-1].source
+    assert "bounds the size of the update as an operator" in summary and "rank-one sign matrix" in summary
 
 
 def test_01_alternating_widths_are_checked_right_after_the_student_cell():
@@ -131,6 +148,10 @@ def test_02_rms_to_rms_norm_wins(executed_notebooks):
     assert answers["best"] == "rms_to_rms" and "=> best: rms_to_rms" in stdout
     assert answers["correlations"]["rms_to_rms"] > 0.95
     assert all(abs(r - 1) < 0.1 for r in answers["rms_to_rms_over_lr_fan_in"])
+    # lr * fan_in is an upper bound (||A||_2 <= ||A||_F), reached only by a rank-one sign matrix
+    assert max(answers["rms_to_rms_over_lr_fan_in"]) <= 1 + 1e-5 and min(answers["rms_to_rms_over_lr_fan_in"]) < 0.99
+    answer = next(c.source for c in run.notebook.cells if "**Answer.** The **RMS→RMS induced norm**" in c.source)
+    assert "≤ lr·fan_in" in answer and "≈ lr·fan_in" not in answer
     assert all(abs(e - 0.01) < 1e-4 for e in answers["entrywise_rms_hidden"])
     assert max(answers["delta_over_rms_to_rms"]) < 0.5  # the deltas are a fraction of the norm
     # The verdict is printed after the student's written answer, by a cell the student release drops.
@@ -159,6 +180,14 @@ def test_03_mup_deltas_are_flat(executed_notebooks):
     # The first delta: lower on average, not on every seed; a 100x input multiplier moves it by a few percent.
     assert answers["first_vs_rest"] < 1 and answers["first_lower_on_seeds"] < answers["seed_count"]
     assert "not lower than the others' mean on every seed" in stdout
+    # ... and the paired test of (first / others - 1) does not detect it (recomputed here)
+    from helpers.verdicts import paired_comparison
+
+    first = paired_comparison(np.array(answers["first_vs_rest_per_seed"]) - 1)
+    assert answers["first_test"]["mean"] == pytest.approx(first.mean) and first.detected is False
+    assert answers["first_test"]["detected"] is False
+    assert "=> the first delta is lower than the others' mean: not detected with 8 seeds" in stdout
+    assert "within the seed-to-seed variation" not in "".join(c.source for c in run.notebook.cells)
     assert 0 < answers["input_mult_first_gain"] < 0.1 and abs(answers["input_mult_later_gain"]) < 0.02
     # Where the shortfall comes from, as the answer says: the first activation's own step moves it less on every
     # seed, and is less aligned with its input (both detected); a smaller inherited part, the tempting
@@ -178,6 +207,16 @@ def test_03_mup_deltas_are_flat(executed_notebooks):
     assert max(mup_rule["after"]) == 0
     assert all(abs(d - 0.5) < 0.05 for d in sqrt_rule["deltas"])
     assert f"after it {min(sqrt_rule['after']):.1%} to" in stdout
+    # The summary: lr*sqrt(fan_in)'s deltas are flatter than muP's on every width set (so flat deltas alone do
+    # not reject it), and the swapped rule is flat on the doubling ladder only.
+    assert answers["sqrt_rule_flatter_than_mup"] == {"course": True, "doubling": True, "alternating": True}
+    assert all(rules["SqrtFanInRule"][s]["delta_spread"] < rules["SimpleAdamMuP"][s]["delta_spread"]
+               for s in ("course", "doubling", "alternating"))
+    assert rules["SwappedShapeRule"]["doubling"]["delta_spread"] < 1.3
+    assert min(rules["SwappedShapeRule"][s]["delta_spread"] for s in ("course", "alternating")) > 1.5
+    summary = run.notebook.cells[-1].source
+    assert "even flatter than muP's" in summary and "saturates" in summary
+    assert "`lr·sqrt(fan_in)` and\n`lr / sqrt(d_in·d_out)` do not" not in summary
 
 
 def test_04_multipliers_reproduce_mup(executed_notebooks):
@@ -185,6 +224,10 @@ def test_04_multipliers_reproduce_mup(executed_notebooks):
     answers, stdout = run.answers, run.stdout
     assert answers["relative_gap"] < 1e-5
     assert answers["init_gap"] < 1e-5 and answers["adam_scale_invariance_gap"] < 1e-5
+    # ... only up to eps: a gradient rescaled down to eps's size changes the direction
+    assert answers["adam_eps_scale_gap"] > 0.5
+    answer = next(c.source for c in run.notebook.cells if "**Answer.** Adam's update direction" in c.source)
+    assert "up to `eps`" in answer
     assert answers["max_over_min"] <= 1.4
     # Over a training run the readout decides: multiplier 1 trains it at lr, output_lr / lr as muP does.
     assert answers["training_steps"] >= 20
