@@ -5,7 +5,7 @@ correction; epsilon schedules), on the course MLP. Results are numpy.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -229,13 +229,17 @@ def epsilon_equivalence(hiddens=(64, 64, 64), lr: float = 0.01, *, steps: int = 
 class ScheduleComparison:
     """Validation-loss curves ``curves[name][seed, step]`` of several schedules, and for
     each epsilon schedule the fraction of coordinates whose ``sqrt(v_hat)`` is below
-    ``eps_t`` at the last step (``eps_above[name][seed]``): where Adam's step has
-    become momentum SGD at rate ``lr / eps_t``."""
+    ``eps_t`` at the last step (``eps_above[name][seed]``) and below ``eps_t / 10``
+    (``eps_far_above``). Adam's step ``lr m_hat / (sqrt(v_hat) + eps)`` is the momentum-SGD
+    step ``lr m_hat / eps`` times ``eps / (sqrt(v_hat) + eps)``: more than 1/2 of it where
+    ``eps > sqrt(v_hat)``, more than 10/11 (within 10%) where ``eps > 10 sqrt(v_hat)``; it is
+    momentum SGD at rate ``lr / eps`` only where ``eps`` is far above ``sqrt(v_hat)``."""
 
     names: tuple
     curves: dict
     eps_above: dict
     last: int = 10
+    eps_far_above: dict = field(default_factory=dict)
 
     def per_seed(self) -> np.ndarray:
         """``[seed, schedule]``: the mean of each run's last ``last`` validation losses."""
@@ -268,13 +272,16 @@ def versus_reference(per_seed, names, reference: str) -> dict[str, PairedCompari
 
 def _tallied_three_phase(eps_max: float, steps: int, tally: list):
     """The three-phase schedule; at the last step it adds to ``tally`` the number of
-    coordinates with ``sqrt(v_hat) < eps_t`` and the number of coordinates."""
+    coordinates with ``sqrt(v_hat) < eps_t``, the number of coordinates, and the number with
+    ``10 sqrt(v_hat) < eps_t``."""
 
     def schedule(t, v_hat):
         eps = schedules.three_phase_epsilon(t, steps, eps_max=eps_max)
         if t == steps:
-            tally[0] += int((v_hat.sqrt() < eps).sum())
+            root = v_hat.sqrt()
+            tally[0] += int((root < eps).sum())
             tally[1] += v_hat.numel()
+            tally[2] += int((10 * root < eps).sum())
         return eps
 
     return schedule
@@ -290,15 +297,18 @@ def schedule_comparison(hiddens=(64, 64, 64), lr: float = 0.01, *, steps: int = 
     names = ("constant lr", "cosine lr") + tuple(f"3-phase eps, max {eps_max:g}" for eps_max in eps_max_values)
     curves = {name: [] for name in names}
     eps_above = {name: [] for name in names[2:]}
+    eps_far_above = {name: [] for name in names[2:]}
     common = dict(lr=lr, steps=steps, data=data, device=device)
     for seed in seeds:
         curves["constant lr"].append(train_model(hiddens, SimpleAdam, seed=seed, **common)[1])
         curves["cosine lr"].append(train_model(hiddens, SimpleAdam, lr_factor=cosine, seed=seed, **common)[1])
         for name, eps_max in zip(names[2:], eps_max_values):
-            tally = [0, 0]
+            tally = [0, 0, 0]
             optimizer = functools.partial(EpsilonScheduledAdam,
                                           eps_schedule=_tallied_three_phase(eps_max, steps, tally))
             curves[name].append(train_model(hiddens, optimizer, seed=seed, **common)[1])
             eps_above[name].append(tally[0] / tally[1])
+            eps_far_above[name].append(tally[2] / tally[1])
     return ScheduleComparison(names, {name: np.array(c) for name, c in curves.items()},
-                              {name: np.array(v) for name, v in eps_above.items()})
+                              {name: np.array(v) for name, v in eps_above.items()},
+                              eps_far_above={name: np.array(v) for name, v in eps_far_above.items()})

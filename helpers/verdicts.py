@@ -418,3 +418,75 @@ def paired_transfer(losses, lrs, *, alpha: float = ALPHA, power: float = POWER) 
         comparisons.append(row)
     shared = [float(lr) for lr, bad in zip(lrs, worse.any(axis=0)) if not bad]
     return PairedTransfer(lrs, best, np.array(tolerance), comparisons, worse, shared)
+
+
+# ------------------------------------------------------------------------------- several tests at once
+@dataclass(frozen=True)
+class SeveralTests:
+    """Several paired comparisons printed together (one table), each a two-sided t-test at
+    ``alpha`` with no correction for their number ``m``.
+
+    If no effect were real, each test would still detect one with probability ``alpha``, so
+    the chance that at least one of them does is up to ``m * alpha`` (the union bound;
+    ``1 - (1 - alpha)^m`` for independent tests). The Bonferroni correction tests each at
+    ``alpha / m`` instead: detected when ``|mean| / se > t_{1 - alpha/(2m), n-1}``, which keeps that
+    chance below ``alpha``. ``corrected`` lists the effects detected at both levels; ``marginal``
+    those detected at ``alpha`` alone (a detection that the number of tests can explain)."""
+
+    names: tuple
+    t: tuple  # |mean| / se of each comparison
+    alpha: float
+    t_uncorrected: tuple  # t_{1 - alpha/2, n-1} per comparison
+    t_corrected: tuple  # t_{1 - alpha/(2m), n-1} per comparison
+    detected: tuple
+
+    @property
+    def m(self) -> int:
+        return len(self.names)
+
+    @property
+    def chance_of_a_false_detection(self) -> float:
+        """``1 - (1 - alpha)^m``: the chance of at least one detection among m independent null effects."""
+        return 1 - (1 - self.alpha) ** self.m
+
+    @property
+    def corrected(self) -> list:
+        return [n for n, t, c, d in zip(self.names, self.t, self.t_corrected, self.detected) if d and t > c]
+
+    @property
+    def marginal(self) -> list:
+        return [n for n, t, c, d in zip(self.names, self.t, self.t_corrected, self.detected) if d and t <= c]
+
+    def describe(self) -> str:
+        """One paragraph: how many tests, the chance of a false detection, and which detections
+        survive the Bonferroni level (with each one's |t| beside the two thresholds)."""
+        df_thresholds = sorted({(u, c) for u, c in zip(self.t_uncorrected, self.t_corrected)})
+        levels = "; ".join(f"|t| > {u:.2f} per test, {c:.2f} corrected" for u, c in df_thresholds)
+        text = (f"{self.m} tests in this table, each at {self.alpha:.0%} with no correction for their number: "
+                f"if no effect were real, at least one would be detected with probability "
+                f"{self.chance_of_a_false_detection:.0%} (independent tests). Bonferroni level "
+                f"{self.alpha:.0%} / {self.m} = {self.alpha / self.m:.2%} per test ({levels}): ")
+        kept = ", ".join(f"{n} (|t| = {t:.2f})" for n, t in zip(self.names, self.t) if n in self.corrected)
+        lost = ", ".join(f"{n} (|t| = {t:.2f})" for n, t in zip(self.names, self.t) if n in self.marginal)
+        return (text + f"still detected: {kept or 'none'}; marginal (detected only without the correction): "
+                + (lost or "none"))
+
+    def as_dict(self) -> dict:
+        return dict(names=list(self.names), t=list(self.t), alpha=self.alpha, t_corrected=list(self.t_corrected),
+                    corrected=self.corrected, marginal=self.marginal)
+
+
+def several_tests(comparisons: dict, *, alpha: float = ALPHA) -> SeveralTests:
+    """``{name: PairedComparison}`` printed together -> :class:`SeveralTests` (Bonferroni over
+    their number). Every comparison must have been tested at ``alpha``."""
+    names = tuple(comparisons)
+    if not names:
+        raise ValueError("several_tests needs at least one comparison.")
+    values = [comparisons[n] for n in names]
+    if any(abs(c.alpha - alpha) > 1e-12 for c in values):
+        raise ValueError(f"every comparison must be tested at alpha={alpha}.")
+    m = len(names)
+    t = tuple(abs(c.mean) / c.se if c.se > 0 else math.inf for c in values)
+    return SeveralTests(names, t, alpha, tuple(t_quantile(1 - alpha / 2, c.n - 1) for c in values),
+                        tuple(t_quantile(1 - alpha / (2 * m), c.n - 1) for c in values),
+                        tuple(c.detected for c in values))

@@ -63,7 +63,25 @@ def test_09_how_long_a_factor_lasts(executed_notebooks):
 # threshold and the smallest detectable effect without the helpers' own quantile function.
 T_TABLE = {2: (4.303, 1.061), 3: (3.182, 0.978), 4: (2.776, 0.941), 5: (2.571, 0.920), 6: (2.447, 0.906),
            7: (2.365, 0.896), 8: (2.306, 0.889), 9: (2.262, 0.883)}
+# Bonferroni: t_{1 - 0.05 / (2 m), df} for m tests per table (09: 5 tests, 6 seeds; 10: 4 tests, 3 seeds;
+# df 2 in closed form: t^2 = 2 a^2 / (1 - a^2), a = 2p - 1).
+T_BONFERRONI = {(5, 5): 4.032, (4, 2): 8.860}
 SOLUTIONS_ONLY = "solutions-only"
+
+
+def _check_several_tests(comparisons, recorded, section):
+    """The table's tests, each at 5% uncorrected: which detections survive the Bonferroni level,
+    recomputed from |mean| / se against the t table, and the printed line that says so."""
+    m, n = len(comparisons), next(iter(comparisons.values())).n
+    corrected_t = T_BONFERRONI[(m, n - 1)]
+    t = {name: abs(c.mean) / c.se for name, c in comparisons.items()}
+    marginal = [name for name, c in comparisons.items() if c.detected and t[name] <= corrected_t]
+    kept = [name for name, c in comparisons.items() if c.detected and t[name] > corrected_t]
+    assert recorded["marginal"] == marginal and recorded["corrected"] == kept
+    assert recorded["t_corrected"] == pytest.approx([corrected_t] * m, abs=1e-3)
+    assert f"{m} tests in this table, each at 5% with no correction for their number" in section
+    assert (f"still detected: {', '.join(f'{k} (|t| = {t[k]:.2f})' for k in kept) or 'none'}; marginal (detected only "
+            f"without the correction): {', '.join(f'{k} (|t| = {t[k]:.2f})' for k in marginal) or 'none'}") in section
 
 
 def _check_comparison(comparison, per_seed, line):
@@ -151,6 +169,8 @@ def test_09_ablation_verdicts_follow_the_recorded_losses(executed_notebooks):
         barely = [lines[f"dropping bias correction {w} zero init"].detected for w in ("with", "without")]
         assert claim["bias correction barely matters"][0] == ("contradicted" if any(barely) else "not shown")
         assert conclusion["chosen_lr_at_grid_edge"] == table.lr_at_grid_edge()
+        _check_several_tests({**lines, "interaction of zero init and bias correction": switches.interaction},
+                             conclusion["several_tests"], section)
     # no printed line reads a comparison that detects nothing as an absence
     for line in stdout.splitlines():
         assert "within the noise" not in line and "holds on this run" not in line
@@ -220,7 +240,15 @@ def test_10_schedule_verdicts_follow_the_recorded_losses(executed_notebooks):
     markdown = " ".join(run.markdown.split())
     assert f"`t_0.975,{n - 1} = {two_sided:.2f}` standard errors" in markdown
     assert f"`(t_0.975,{n - 1} + t_0.8,{n - 1}) = {two_sided + power:.2f}` standard errors" in markdown
-    assert set(answers["eps_above"]) == set(names[2:])
+    assert set(answers["eps_above"]) == set(names[2:]) == set(answers["eps_far_above"])
+    _check_several_tests(versus, answers["several_tests"], _section(stdout, "detected lower than the constant rate"))
+    for name in names[2:]:  # eps > 10 sqrt(v_hat) implies eps > sqrt(v_hat); the line gives both shares
+        above, far = answers["eps_above"][name], answers["eps_far_above"][name]
+        assert 0 <= far <= above <= 1
+        assert (f"{name:>26}: final loss" in stdout and f"eps_max > sqrt(v_hat) (step above half of momentum SGD's at "
+                f"lr / eps_max) on {above:.0%} of coordinates, eps_max > 10 sqrt(v_hat) (within 10% of it) on "
+                f"{far:.0%}") in stdout
+    assert "turns Adam into momentum SGD" not in markdown
 
 
 # ----------------------------------------------------------------------------------------------- 11
@@ -292,3 +320,15 @@ def test_11_winners_are_clear_on_every_seed(executed_notebooks):
     assert conclusion["well-conditioned, full batch"]["winners"] == [None, None]
     for summary in conclusion.values():
         assert summary["muon_wins"] == sum(w == "Muon" for w in summary["winners"])
+
+
+def test_11_mechanisms_are_called_hypotheses():
+    """The run shows the spread of NS(G_t)'s singular values and where Muon wins, not why it wins:
+    the whitening and the sampling-noise explanations are hypotheses, each named as one."""
+    cells = nbformat.read(NOTEBOOKS / "11_muon_linear_regression.ipynb", as_version=4).cells
+    answer = " ".join(" ".join(c.source for c in cells if "answer" in c.metadata.get("tags", [])
+                               and "whitening" in c.source).split())
+    assert "our hypothesis is that Muon's advantage comes from whitening" in answer
+    assert "a second hypothesis (not tested here either): the weak directions of `G_t` are partly sampling noise" \
+        in answer
+    assert "advantage is its whitening" not in answer

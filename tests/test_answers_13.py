@@ -1,6 +1,8 @@
 """What notebook 13 (written question 3) prints and records: each verdict is recomputed here from the
 recorded raw numbers of the one execution (see conftest), not read from a printed line."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,32 @@ def test_13_spectral_condition_norms(answers):
     assert np.asarray(answers["spectral_slopes"]["SP"]["weight_alignment"]).mean(0)[2] < -0.3
     verdicts = answers["condition_verdicts"]
     assert not verdicts["SP"]["holds"] and not verdicts["course muP"]["holds"] and verdicts["TP5 muP"]["holds"]
+
+
+def test_13_lower_bounds_alignment_for_updates_aspect_ratio_for_random_weights(executed_notebooks):
+    """The random-matrix value 1 / (1 + sqrt(fan_in / fan_out)) is recomputed from the widths; the
+    readout's align W falls with its aspect ratio n / 10, the square hidden layer's stays; the updates
+    are aligned. The prose states the assumption per matrix and defines ||.||_* as the spectral norm."""
+    run = executed_notebooks[NAME]
+    answers, stdout = run.answers, run.stdout
+    widths = np.asarray(answers["step_widths"], dtype=float)
+    fan_in = np.stack([np.full_like(widths, 784), widths, widths], axis=1)
+    fan_out = np.stack([widths, widths, np.full_like(widths, 10)], axis=1)
+    random_align = 1 / (1 + np.sqrt(fan_in / fan_out))
+    assert np.asarray(answers["random_align"]) == pytest.approx(random_align)
+    measured = np.asarray(answers["measured_align"])
+    assert measured[-1, 2] < measured[0, 2] / 2 and abs(measured[-1, 1] - measured[0, 1]) < 0.05
+    assert np.abs(measured[-1] - random_align[-1]).max() < 0.05  # at the widest width the value holds
+    assert answers["update_align_min"] > 0.9
+    assert f"largest gap from the random-matrix value {np.abs(measured - random_align).max():.2f}" in stdout
+    markdown = " ".join(run.markdown.split())
+    assert "**For `ΔW_l`: alignment (low rank).**" in markdown
+    assert "**For a random `W_l`: a bounded aspect ratio, no alignment.**" in markdown
+    assert "`||A||_*` is the **spectral norm**" in markdown
+
+
+def test_13_figure1_verdict_says_how_weak_it_is(executed_notebooks):
+    run = executed_notebooks[NAME]
+    seeds = len(re.search(r"^seeds \(([^)]*)\)", run.stdout, re.M).group(1).split(","))
+    steps = run.answers["sweep_steps"]
+    assert f"(a weak test: the spread of {seeds} seeds, i.e. {seeds} runs per point, after {steps} steps)" in run.stdout

@@ -11,6 +11,7 @@ from helpers.verdicts import (
     paired_comparison,
     paired_transfer,
     select_then_compare,
+    several_tests,
     shared_learning_rates,
     switch_ablation,
     t_cdf,
@@ -275,3 +276,36 @@ def test_paired_transfer_counts_a_diverged_rate_as_worse():
     all_worse = paired_transfer(np.array([[[0.5, 1.5], [1.5, 0.5]], [[0.6, 1.7], [1.6, 0.7]]]), (0.1, 0.3))
     assert all_worse.shared == [] and not all_worse.transfers
     assert all_worse.describe() == "every learning rate is detected worse than the best at some width"
+
+
+def test_several_tests_flag_a_detection_that_their_number_can_explain():
+    """Notebook 09's table: five paired tests at 5% with 6 seeds; an interaction at |t| = 2.6 is
+    detected per test (2.57) but not at the Bonferroni level 1% (t_0.995,5 = 4.03), one at 5.4 is."""
+    marginal = paired_comparison([-0.085, -0.098, -0.075, -0.078, -0.187, +0.046])
+    strong = paired_comparison([-0.242, -0.123, -0.409, -0.558, -0.586, -0.488])
+    null = paired_comparison([-0.046, -0.004, 0.025, -0.043, 0.01, 0.02])
+    tests = several_tests({"a": marginal, "b": strong, "c": null, "d": null, "e": null})
+    assert tests.m == 5 and marginal.detected and strong.detected
+    assert tests.t_corrected[0] == pytest.approx(t_quantile(0.995, 5)) == pytest.approx(4.032, abs=1e-3)
+    assert tests.marginal == ["a"] and tests.corrected == ["b"]
+    assert tests.chance_of_a_false_detection == pytest.approx(1 - 0.95 ** 5)
+    text = tests.describe()
+    assert text.startswith("5 tests in this table, each at 5% with no correction for their number")
+    assert "23%" in text and f"still detected: b (|t| = {tests.t[1]:.2f})" in text and 5.3 < tests.t[1] < 5.4
+    assert text.endswith(f"marginal (detected only without the correction): a (|t| = {tests.t[0]:.2f})")
+    assert several_tests({"a": marginal}).marginal == []  # one test: no correction, nothing marginal
+    with pytest.raises(ValueError):
+        several_tests({"a": paired_comparison([0.1, 0.2, 0.3], alpha=0.1)})
+
+
+def test_the_bonferroni_level_keeps_false_detections_below_alpha():
+    """Five null effects on 6 seeds: at least one detected per test in about 23% of the tables,
+    at the corrected level in at most 5%."""
+    rng = np.random.default_rng(0)
+    any_raw = any_corrected = 0
+    tables = 1000
+    for _ in range(tables):
+        tests = several_tests({str(k): paired_comparison(rng.normal(size=6)) for k in range(5)})
+        any_raw += any(tests.detected)
+        any_corrected += bool(tests.corrected)
+    assert 0.18 < any_raw / tables < 0.28 and any_corrected / tables < 0.065
