@@ -325,12 +325,7 @@ def _run(make_model, make_optimizer, width, seed, steps, train, measure, device)
         delta = [[torch.zeros((), device=device) for _ in initial]]
         generator = torch.Generator().manual_seed(seed)
         for _ in range(steps):
-            index = sample_indices(len(images), BATCH_SIZE, generator)
-            optimizer.zero_grad()
-            out = model(images[index].to(device))
-            logits = out[0] if isinstance(out, (tuple, list)) else out
-            nn.functional.cross_entropy(logits, labels[index].to(device)).backward()
-            optimizer.step()
+            training_step(model, optimizer, images, labels, sample_indices(len(images), BATCH_SIZE, generator), device)
             _, now = recorder.outputs(model, measure_images)
             rms.append([per_example_rms(a) for a in now])
             delta.append([per_example_rms(a - a0) for a, a0 in zip(now, initial)])
@@ -383,6 +378,16 @@ def _batched_width(make_model, make_optimizer, width, seeds, steps, train, measu
 
 
 MEASUREMENT_SEED = 2025  # which 64 training images every run is measured on
+
+
+def training_step(model: nn.Module, optimizer, images, labels, index, device) -> None:
+    """One optimizer step on the cross-entropy of the batch ``images[index]`` (a model may return
+    ``(logits, activations)`` or the logits alone)."""
+    optimizer.zero_grad()
+    out = model(images[index].to(device))
+    logits = out[0] if isinstance(out, (tuple, list)) else out
+    nn.functional.cross_entropy(logits, labels[index].to(device)).backward()
+    optimizer.step()
 
 
 def measurement_images(data, device):

@@ -33,6 +33,7 @@ from helpers.coord_check import (
     measurement_images,
     per_example_rms,
     seeded_model,
+    training_step,
 )
 from helpers.device import get_device, to_numpy
 from helpers.experiments import resolve_data, sample_indices
@@ -208,11 +209,7 @@ def one_step_spectral(make_model: Callable, make_optimizer: Callable, widths: Se
             try:
                 names, initial = recorder.outputs(model, measure_images)
                 index = sample_indices(len(images), BATCH_SIZE, torch.Generator().manual_seed(seed))
-                optimizer.zero_grad()
-                out = model(images[index].to(device))
-                logits = out[0] if isinstance(out, (tuple, list)) else out
-                nn.functional.cross_entropy(logits, labels[index].to(device)).backward()
-                optimizer.step()
+                training_step(model, optimizer, images, labels, index, device)
                 _, now = recorder.outputs(model, measure_images)
             finally:
                 recorder.remove()
